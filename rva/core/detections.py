@@ -170,3 +170,49 @@ class Detections:
             keypoints=np.concatenate(kps) if all(has_kp) else None,  # type: ignore[arg-type]
             data={k: np.concatenate([p.data[k] for p in parts]) for k in keys},
         )
+
+    # --- protobuf at the edge ---------------------------------------------------------------------
+
+    def to_proto(self) -> Any:
+        """As an ``rva.vision.v1.Detections`` message."""
+        from rva.vision.v1 import vision_pb2
+
+        msg = vision_pb2.Detections(
+            xyxy=self.xyxy.ravel().tolist(),
+            confidence=self.confidence.tolist(),
+            class_id=self.class_id.tolist(),
+            tracker_id=self.tracker_id.tolist(),
+        )
+        if self.keypoints is not None:
+            msg.keypoints_per_detection = self.keypoints.shape[1]
+            msg.keypoints.extend(self.keypoints.ravel().tolist())
+        for name, values in self.data.items():
+            msg.attributes.add(name=name, values=np.asarray(values, np.float32).ravel().tolist())
+        return msg
+
+    @classmethod
+    def from_proto(cls, msg: Any) -> Detections:
+        """Inverse of :meth:`to_proto`; raises ``ValueError`` on inconsistent array lengths."""
+        xyxy = np.asarray(msg.xyxy, np.float32)
+        if xyxy.size % 4:
+            raise ValueError(f"Detections.xyxy: expected a multiple of 4 values, got {xyxy.size}")
+        n = xyxy.size // 4
+        keypoints = None
+        k = int(msg.keypoints_per_detection)
+        if k:
+            kp = np.asarray(msg.keypoints, np.float32)
+            if kp.size != n * k * 3:
+                raise ValueError(f"Detections.keypoints: expected {n * k * 3} values, got {kp.size}")
+            keypoints = kp.reshape(n, k, 3)
+        data: dict[str, npt.NDArray[Any]] = {}
+        for attr in msg.attributes:
+            values = np.asarray(attr.values, np.float32)
+            data[attr.name] = values.astype(np.bool_) if attr.name == "fallen" else values
+        return cls(
+            xyxy=xyxy.reshape(n, 4),
+            confidence=np.asarray(msg.confidence, np.float32),
+            class_id=np.asarray(msg.class_id, np.int64),
+            tracker_id=np.asarray(msg.tracker_id, np.int64),
+            keypoints=keypoints,
+            data=data,
+        )

@@ -84,3 +84,45 @@ class Event:
         if data.get("direction") is not None:
             data["direction"] = Direction(data["direction"])
         return cls(**data)
+
+    def to_proto(self) -> Any:
+        """As an ``rva.events.v1.Event`` message."""
+        from rva.events.v1 import events_pb2 as pb
+
+        msg = pb.Event(
+            type=pb.EventType.Value(f"EVENT_TYPE_{self.type.name}"),
+            camera=self.camera,
+            ts=self.ts,
+            direction=pb.Direction.Value(f"DIRECTION_{self.direction.name}") if self.direction else 0,
+            attrs_json=json.dumps(self.attrs, sort_keys=True) if self.attrs else "",
+        )
+        for key in ("track_id", "zone", "line", "queue", "dwell_s", "enter_ts", "wait_s"):
+            value = getattr(self, key)
+            if value is not None:
+                setattr(msg, key, value)
+        return msg
+
+    @classmethod
+    def from_proto(cls, msg: Any) -> Event:
+        """Inverse of :meth:`to_proto`; raises ``ValueError`` on an unspecified type."""
+        from rva.events.v1 import events_pb2 as pb
+
+        type_name = pb.EventType.Name(msg.type).removeprefix("EVENT_TYPE_")
+        if type_name == "UNSPECIFIED":
+            raise ValueError("Event.type is EVENT_TYPE_UNSPECIFIED")
+        fields: dict[str, Any] = {
+            key: getattr(msg, key)
+            for key in ("track_id", "zone", "line", "queue", "dwell_s", "enter_ts", "wait_s")
+            if msg.HasField(key)
+        }
+        direction = None
+        if msg.direction:
+            direction = Direction[pb.Direction.Name(msg.direction).removeprefix("DIRECTION_")]
+        return cls(
+            type=EventType[type_name],
+            camera=msg.camera,
+            ts=msg.ts,
+            direction=direction,
+            attrs=json.loads(msg.attrs_json) if msg.attrs_json else {},
+            **fields,
+        )

@@ -1,0 +1,271 @@
+"""Pre- and post-processing for Ultralytics-format YOLO models, pure NumPy (cv2 only to resize).
+
+Nothing here touches files, sessions or threads: a backend (onnxruntime, Triton, torch) runs the
+network and hands its raw output to :class:`YoloHead`, which returns one :class:`Detections` per
+frame in that frame's own pixels.
+
+Layouts decoded (Ultralytics export, ``nms=False``):
+
+* detect: ``(b, 4 + nc, anchors)`` rows ``cx, cy, w, h`` (input pixels), then ``nc`` class scores;
+* pose: ``(b, 4 + nc + k * d, anchors)``, the same followed by ``k`` keypoints of ``d`` values
+  (``x, y[, visibility]``) already in input pixels.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from rva.core.detections import Detections
+from rva.errors import ModelError
+
+#: Grey of the letterbox border, Ultralytics' value (the models were trained on it).
+PAD_VALUE = 114
+
+
+@dataclass(frozen=True, slots=True)
+class Letterbox:
+    """How a frame was fitted into the network input, so boxes can be mapped back.
+
+    ``input = frame * scale + (pad_x, pad_y)``.
+
+    Attributes:
+        scale: Resize factor applied to the frame (same on both axes).
+        pad_x: Left border in input pixels.
+        pad_y: Top border in input pixels.
+        frame_w: Width of the original frame.
+        frame_h: Height of the original frame.
+    """
+
+    scale: float
+    pad_x: float
+    pad_y: float
+    frame_w: int
+    frame_h: int
+
+    def boxes_to_frame(self, xyxy: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """Map ``(n, 4)`` boxes from input pixels to frame pixels, clipped to the frame."""
+        out = np.empty_like(xyxy, dtype=np.float32)
+        out[:, 0::2] = (xyxy[:, 0::2] - self.pad_x) / self.scale
+        out[:, 1::2] = (xyxy[:, 1::2] - self.pad_y) / self.scale
+        np.clip(out[:, 0::2], 0, self.frame_w, out=out[:, 0::2])
+        np.clip(out[:, 1::2], 0, self.frame_h, out=out[:, 1::2])
+        return out
+
+    def points_to_frame(self, xy: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """Map ``(..., 2)`` points from input pixels to frame pixels (not clipped)."""
+        out = np.empty_like(xy, dtype=np.float32)
+        out[..., 0] = (xy[..., 0] - self.pad_x) / self.scale
+        out[..., 1] = (xy[..., 1] - self.pad_y) / self.scale
+        return out
+
+
+def letterbox(
+    image: npt.NDArray[np.uint8], size: tuple[int, int], pad_value: int = PAD_VALUE
+) -> tuple[npt.NDArray[np.uint8], Letterbox]:
+    """Resize keeping the aspect ratio and pad to ``size``, centring the picture.
+
+    Args:
+        image: ``(h, w, 3)`` uint8 frame of any size.
+        size: Network input ``(height, width)``.
+        pad_value: Border grey level.
+
+    Returns:
+        The ``(height, width, 3)`` input image and the :class:`Letterbox` that undoes it.
+    """
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"letterbox: expected an (h, w, 3) image, got shape {image.shape}")
+    fh, fw = image.shape[:2]
+    th, tw = size
+    scale = min(tw / fw, th / fh)
+    nw, nh = round(fw * scale), round(fh * scale)
+    if (nw, nh) != (fw, fh):
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        image = cv2.resize(image, (nw, nh), interpolation=interp)
+    left, top = (tw - nw) // 2, (th - nh) // 2
+    if (nw, nh) == (tw, th):
+        out = np.ascontiguousarray(image)
+    else:
+        out = np.full((th, tw, 3), pad_value, np.uint8)
+        out[top : top + nh, left : left + nw] = image
+    return out, Letterbox(scale, float(left), float(top), fw, fh)
+
+
+def to_nchw(images: Sequence[npt.NDArray[np.uint8]]) -> npt.NDArray[np.float32]:
+    """Stack same-sized BGR uint8 images into an RGB ``(b, 3, h, w)`` float32 batch in ``[0, 1]``."""
+    batch = np.stack(images)
+    # One pass: reverse channels (BGR -> RGB) and move them first, then scale into a fresh array.
+    chw = batch[..., ::-1].transpose(0, 3, 1, 2)
+    out = np.empty(chw.shape, np.float32)
+    np.multiply(chw, np.float32(1 / 255), out=out, casting="unsafe")
+    return out
+
+
+def nms(
+    xyxy: npt.NDArray[np.float32],
+    scores: npt.NDArray[np.float32],
+    iou_threshold: float,
+    groups: npt.NDArray[np.int64] | None = None,
+) -> npt.NDArray[np.int64]:
+    """Greedy non-maximum suppression; boxes only suppress boxes of their own group.
+
+    Args:
+        xyxy: ``(n, 4)`` boxes.
+        scores: ``(n,)`` scores.
+        iou_threshold: A box overlapping a better one of its group by more than this is dropped.
+        groups: ``(n,)`` group per box (e.g. class); ``None`` suppresses across all boxes.
+
+    Returns:
+        Indices of the kept boxes, best score first.
+    """
+    n = len(scores)
+    if n == 0:
+        return np.empty(0, np.int64)
+    boxes = xyxy.astype(np.float32, copy=True)
+    if groups is not None and n > 1:
+        # Shift each group to its own region of the plane so groups never overlap (torchvision's trick).
+        offset = (float(boxes.max()) - float(boxes.min()) + 1.0) * groups.astype(np.float32)
+        boxes += offset[:, None]
+    order = np.argsort(-scores, kind="stable")
+    x1, y1, x2, y2 = boxes[order].T
+    area = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    keep: list[int] = []
+    alive = np.ones(n, np.bool_)
+    for i in range(n):
+        if not alive[i]:
+            continue
+        keep.append(i)
+        rest = np.flatnonzero(alive[i + 1 :]) + i + 1
+        if rest.size == 0:
+            break
+        iw = np.clip(np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]), 0, None)
+        ih = np.clip(np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]), 0, None)
+        inter = iw * ih
+        iou = inter / np.maximum(area[i] + area[rest] - inter, 1e-9)
+        alive[rest[iou > iou_threshold]] = False
+    return order[np.asarray(keep, np.int64)].astype(np.int64)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """What an Ultralytics export says about itself in its ONNX metadata.
+
+    Attributes:
+        names: Class id -> class name.
+        kpt_shape: ``(k, d)`` keypoint layout of a pose model, ``None`` for a detector.
+        imgsz: ``(height, width)`` the model was exported at, if recorded.
+    """
+
+    names: dict[int, str]
+    kpt_shape: tuple[int, int] | None = None
+    imgsz: tuple[int, int] | None = None
+
+    @classmethod
+    def from_metadata(cls, props: Mapping[str, str]) -> ModelInfo:
+        """Parse ONNX ``metadata_props`` (values are Python literals as Ultralytics writes them).
+
+        Raises:
+            ModelError: no ``names`` entry, or one that is not a ``{int: str}`` dict.
+        """
+        raw = props.get("names")
+        if raw is None:
+            raise ModelError("model metadata has no 'names' entry: is it an Ultralytics YOLO export?")
+        try:
+            names = ast.literal_eval(raw)
+        except (ValueError, SyntaxError) as err:
+            raise ModelError(f"model metadata 'names' is not a Python dict literal: {raw[:80]!r}") from err
+        if not isinstance(names, dict) or not names:
+            raise ModelError(f"model metadata 'names' should be a non-empty dict, got {raw[:80]!r}")
+        kpt = ast.literal_eval(props["kpt_shape"]) if "kpt_shape" in props else None
+        imgsz = ast.literal_eval(props["imgsz"]) if "imgsz" in props else None
+        return cls(
+            names={int(k): str(v) for k, v in names.items()},
+            kpt_shape=(int(kpt[0]), int(kpt[1])) if kpt else None,
+            imgsz=(int(imgsz[0]), int(imgsz[1])) if imgsz else None,
+        )
+
+
+class YoloHead:
+    """Turns raw Ultralytics head output into per-frame :class:`Detections`.
+
+    Only classes listed in ``class_map`` survive; NMS runs per RVA label (so a ``Normal`` and a
+    ``Fall`` box on one person, both ``person``, suppress each other and the person counts once).
+    """
+
+    def __init__(
+        self,
+        info: ModelInfo,
+        class_map: Mapping[str, str],
+        fallen_classes: Sequence[str] = (),
+        confidence: float = 0.25,
+        iou: float = 0.5,
+        max_detections: int = 300,
+    ) -> None:
+        """Check the class map against the model.
+
+        Args:
+            info: The model's metadata.
+            class_map: Model class name -> RVA label; unlisted classes are dropped.
+            fallen_classes: Model class names meaning a person lying down (``data["fallen"]``).
+            confidence: Minimum score kept.
+            iou: NMS IoU threshold.
+            max_detections: Cap on detections per frame after NMS.
+
+        Raises:
+            ModelError: none of the model's classes is in ``class_map``.
+        """
+        self.info = info
+        self.confidence = confidence
+        self.iou = iou
+        self.max_detections = max_detections
+        nc = len(info.names)
+        kept = {cid: class_map[name] for cid, name in info.names.items() if name in class_map}
+        if not kept:
+            raise ModelError(
+                f"none of the model's classes {sorted(info.names.values())} is in detector.class_map "
+                f"{sorted(class_map)}: add the model's person class(es) to class_map"
+            )
+        self.labels: dict[int, str] = kept
+        label_ids = {label: i for i, label in enumerate(sorted(set(kept.values())))}
+        # Per model class: its NMS group (RVA label) or -1 when dropped, and whether it means fallen.
+        self._group = np.full(nc, -1, np.int64)
+        self._fallen = np.zeros(nc, np.bool_)
+        for cid, label in kept.items():
+            self._group[cid] = label_ids[label]
+            self._fallen[cid] = info.names[cid] in fallen_classes
+        self._class_ids = np.fromiter(sorted(info.names), np.int64, nc)
+        self._mapped_columns = np.flatnonzero(self._group[self._class_ids] >= 0)
+
+    @property
+    def channels(self) -> int:
+        """Rows per anchor the head must output."""
+        nc = len(self.info.names)
+        k = self.info.kpt_shape
+        return 4 + nc + (k[0] * k[1] if k else 0)
+
+    def decode(self, output: npt.NDArray[np.float32], boxes: Sequence[Letterbox]) -> list[Detections]:
+        """Decode a ``(b, channels, anchors)`` head output, one :class:`Letterbox` per frame."""
+        if output.ndim != 3 or output.shape[1] != self.channels or output.shape[0] != len(boxes):
+            raise ValueError(
+                f"YoloHead.decode: expected output shape ({len(boxes)}, {self.channels}, anchors), "
+                f"got {output.shape}"
+            )
+        return [self._decode_one(output[i], boxes[i]) for i in range(len(boxes))]
+
+    def _decode_one(self, pred: npt.NDArray[np.float32], lb: Letterbox) -> Detections:
+        nc = len(self.info.names)
+        scores_all = pred[4 : 4 + nc]
+        # Only mapped classes compete for an anchor's label; a dropped class never wins.
+        mapped = scores_all[self._mapped_columns]
+        best = mapped.argmax(axis=0)
+        conf = mapped[best, np.arange(mapped.shape[1])]
+        idx = np.flatnonzero(conf >= self.confidence)
+        kpt = self.info.kpt_shape
+        if idx.size == 0:
+            return Detections.empty(keypoints=kpt[0] if kpt else None)._with_fallen()  # type: ignore[attr-defined]
+        raise NotImplementedError
