@@ -198,6 +198,9 @@ def check_geometry(camera: CameraConfig, frame_size: tuple[int, int]) -> None:
 # --- detector and tracker ------------------------------------------------------------------------
 
 
+_InputSide = Annotated[int, Field(ge=160, le=1920, multiple_of=32)]
+
+
 class OnnxDetectorConfig(_Model):
     """An Ultralytics-format YOLO ONNX model run by onnxruntime on the CPU."""
 
@@ -206,6 +209,11 @@ class OnnxDetectorConfig(_Model):
         "default", description="'default' (the fall-detection YOLOv8, fetched on first use) or a path to a .onnx."
     )
     input_size: int = Field(640, ge=160, le=1920, multiple_of=32, description="Square network input size.")
+    input_shape: tuple[_InputSide, _InputSide] | None = Field(
+        None,
+        description="(width, height) of a rectangular network input matched to the cameras' aspect "
+        "(e.g. [640, 480] for 4:3); overrides input_size. Derived from the model once, cached.",
+    )
     quantized: bool = Field(False, description="Use a dynamically int8-quantized copy (made once, cached).")
     confidence: float = Field(0.25, gt=0, lt=1, description="Drop detections scoring below this.")
     iou: float = Field(0.5, gt=0, lt=1, description="NMS IoU threshold.")

@@ -21,11 +21,13 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from rva.core.detections import Detections
+from rva.core.detections import NO_TRACK, Detections
 from rva.errors import ModelError
 
 #: Grey of the letterbox border, Ultralytics' value (the models were trained on it).
 PAD_VALUE = 114
+#: Candidates kept for NMS per frame (Ultralytics' ``max_nms``): bounds the cost on a noisy frame.
+_MAX_CANDIDATES = 30000
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +42,7 @@ class Letterbox:
         pad_y: Top border in input pixels.
         frame_w: Width of the original frame.
         frame_h: Height of the original frame.
+
     """
 
     scale: float
@@ -77,6 +80,7 @@ def letterbox(
 
     Returns:
         The ``(height, width, 3)`` input image and the :class:`Letterbox` that undoes it.
+
     """
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"letterbox: expected an (h, w, 3) image, got shape {image.shape}")
@@ -122,6 +126,7 @@ def nms(
 
     Returns:
         Indices of the kept boxes, best score first.
+
     """
     n = len(scores)
     if n == 0:
@@ -159,6 +164,7 @@ class ModelInfo:
         names: Class id -> class name.
         kpt_shape: ``(k, d)`` keypoint layout of a pose model, ``None`` for a detector.
         imgsz: ``(height, width)`` the model was exported at, if recorded.
+
     """
 
     names: dict[int, str]
@@ -171,6 +177,7 @@ class ModelInfo:
 
         Raises:
             ModelError: no ``names`` entry, or one that is not a ``{int: str}`` dict.
+
         """
         raw = props.get("names")
         if raw is None:
@@ -218,6 +225,7 @@ class YoloHead:
 
         Raises:
             ModelError: none of the model's classes is in ``class_map``.
+
         """
         self.info = info
         self.confidence = confidence
@@ -238,8 +246,9 @@ class YoloHead:
         for cid, label in kept.items():
             self._group[cid] = label_ids[label]
             self._fallen[cid] = info.names[cid] in fallen_classes
-        self._class_ids = np.fromiter(sorted(info.names), np.int64, nc)
-        self._mapped_columns = np.flatnonzero(self._group[self._class_ids] >= 0)
+        if sorted(info.names) != list(range(nc)):
+            raise ModelError(f"model class ids should be 0..{nc - 1}, got {sorted(info.names)}")
+        self._mapped_columns = np.flatnonzero(self._group >= 0)
 
     @property
     def channels(self) -> int:
@@ -257,15 +266,48 @@ class YoloHead:
             )
         return [self._decode_one(output[i], boxes[i]) for i in range(len(boxes))]
 
+    def empty(self) -> Detections:
+        """Return a frame with nothing in it, with this head's keypoint layout and data keys."""
+        kpt = self.info.kpt_shape
+        return Detections(
+            xyxy=np.empty((0, 4), np.float32),
+            confidence=np.empty(0, np.float32),
+            class_id=np.empty(0, np.int64),
+            tracker_id=np.empty(0, np.int64),
+            keypoints=None if kpt is None else np.empty((0, kpt[0], 3), np.float32),
+            data={"fallen": np.empty(0, np.bool_)},
+        )
+
     def _decode_one(self, pred: npt.NDArray[np.float32], lb: Letterbox) -> Detections:
         nc = len(self.info.names)
-        scores_all = pred[4 : 4 + nc]
-        # Only mapped classes compete for an anchor's label; a dropped class never wins.
-        mapped = scores_all[self._mapped_columns]
-        best = mapped.argmax(axis=0)
-        conf = mapped[best, np.arange(mapped.shape[1])]
+        # Only mapped classes compete for an anchor's label: a dropped class never wins a box.
+        mapped = pred[4 + self._mapped_columns]
+        conf = mapped.max(axis=0)
         idx = np.flatnonzero(conf >= self.confidence)
-        kpt = self.info.kpt_shape
         if idx.size == 0:
-            return Detections.empty(keypoints=kpt[0] if kpt else None)._with_fallen()  # type: ignore[attr-defined]
-        raise NotImplementedError
+            return self.empty()
+        if idx.size > _MAX_CANDIDATES:
+            idx = idx[np.argsort(-conf[idx], kind="stable")[:_MAX_CANDIDATES]]
+        conf = conf[idx]
+        class_id = self._mapped_columns[mapped[:, idx].argmax(axis=0)]
+        cx, cy, w, h = pred[:4, idx]
+        xyxy = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
+        keep = nms(xyxy, conf, self.iou, self._group[class_id])[: self.max_detections]
+        kpt = self.info.kpt_shape
+        keypoints = None
+        if kpt is not None:
+            k, d = kpt
+            raw = pred[4 + nc :, idx[keep]].T.reshape(len(keep), k, d)
+            keypoints = np.ones((len(keep), k, 3), np.float32)
+            keypoints[..., :2] = lb.points_to_frame(raw[..., :2])
+            if d >= 3:
+                keypoints[..., 2] = raw[..., 2]
+        class_id = class_id[keep]
+        return Detections(
+            xyxy=lb.boxes_to_frame(xyxy[keep]),
+            confidence=conf[keep],
+            class_id=class_id,
+            tracker_id=np.full(len(keep), NO_TRACK, np.int64),
+            keypoints=keypoints,
+            data={"fallen": self._fallen[class_id]},
+        )

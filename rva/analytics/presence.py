@@ -1,0 +1,120 @@
+"""Presence in an area with enter and exit inertia, per track: the state machine zones and queues share.
+
+A track becomes *present* once its foot point has been inside for ``enter_after_s`` (the presence
+is dated back to the first inside observation), and stops being present once it has been outside
+or unseen for ``exit_after_s`` (dated back to the last inside observation). Unseen time inside the
+inertia is bridged, so an occlusion shorter than ``exit_after_s`` leaves one unbroken stay whose
+length spans the gap; a longer one ends the stay at the last time the person was seen inside.
+
+Time only advances through :meth:`Presence.update`: absence is judged at each update from the
+stream time, never by counting frames, so the same trajectory gives the same result at any frame rate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from rva.analytics.geometry import TIME_EPS
+
+
+@dataclass(slots=True)
+class Stay:
+    """One track's current streak inside the area.
+
+    Attributes:
+        track_id: The confirmed track.
+        first_inside_ts: First inside observation of the streak (the presence start once confirmed).
+        last_inside_ts: Latest inside observation.
+        confirmed: Whether ``enter_after_s`` has passed, i.e. the stay counts.
+    """
+
+    track_id: int
+    first_inside_ts: float
+    last_inside_ts: float
+    confirmed: bool = False
+
+
+class Presence:
+    """Per-track presence in one area, with enter and exit inertia in seconds of stream time.
+
+    Args:
+        enter_after_s: Inside this long before a stay is confirmed.
+        exit_after_s: Outside or unseen this long before a confirmed stay ends.
+    """
+
+    def __init__(self, enter_after_s: float, exit_after_s: float) -> None:
+        if enter_after_s < 0 or exit_after_s < 0:
+            raise ValueError(f"inertia must be >= 0 s, got enter {enter_after_s}, exit {exit_after_s}")
+        self.enter_after_s = enter_after_s
+        self.exit_after_s = exit_after_s
+        self._stays: dict[int, Stay] = {}
+
+    def update(
+        self, ids: npt.NDArray[np.int64], inside: npt.NDArray[np.bool_], ts: float
+    ) -> tuple[list[Stay], list[Stay]]:
+        """Feed one frame's observations.
+
+        Args:
+            ids: Track ids observed this frame.
+            inside: Whether each observed foot point is inside the area.
+            ts: Stream time of the frame.
+
+        Returns:
+            ``(confirmed, ended)``: stays confirmed by this frame (start = ``first_inside_ts``) and
+            confirmed stays that ended (end = ``last_inside_ts``), each a snapshot removed from the state.
+        """
+        confirmed: list[Stay] = []
+        seen_inside: set[int] = set()
+        for tid, ins in zip(ids.tolist(), inside.tolist(), strict=True):
+            stay = self._stays.get(tid)
+            if ins:
+                if stay is None:
+                    stay = self._stays[tid] = Stay(tid, ts, ts)
+                stay.last_inside_ts = ts
+                seen_inside.add(tid)
+                if not stay.confirmed and ts - stay.first_inside_ts >= self.enter_after_s - TIME_EPS:
+                    stay.confirmed = True
+                    confirmed.append(Stay(tid, stay.first_inside_ts, stay.last_inside_ts, True))
+            elif stay is not None and not stay.confirmed:
+                del self._stays[tid]  # stepped out before the enter inertia: brushed the edge
+        ended: list[Stay] = []
+        for tid, stay in list(self._stays.items()):
+            if tid not in seen_inside and ts - stay.last_inside_ts >= self.exit_after_s - TIME_EPS:
+                del self._stays[tid]
+                if stay.confirmed:
+                    ended.append(stay)
+        return confirmed, ended
+
+    def end(self, track_ids: Iterable[int]) -> list[Stay]:
+        """Tracks the tracker ended: confirmed stays end at their last inside time, candidates vanish."""
+        ended = []
+        for tid in track_ids:
+            stay = self._stays.pop(int(tid), None)
+            if stay is not None and stay.confirmed:
+                ended.append(stay)
+        return ended
+
+    def pop(self, track_id: int) -> Stay | None:
+        """Remove and return a track's stay (confirmed or not) without ending it."""
+        return self._stays.pop(track_id, None)
+
+    def get(self, track_id: int) -> Stay | None:
+        """The track's current stay, if any."""
+        return self._stays.get(track_id)
+
+    def __iter__(self) -> Iterator[Stay]:
+        return iter(self._stays.values())
+
+    @property
+    def count(self) -> int:
+        """Confirmed stays open now, including tracks unseen for less than the exit inertia."""
+        return sum(1 for s in self._stays.values() if s.confirmed)
+
+    def settled_before(self, ts: float) -> float:
+        """A time before which nothing can still change: every future start or end is at or after it."""
+        times = [s.first_inside_ts if not s.confirmed else s.last_inside_ts for s in self._stays.values()]
+        return min([ts, *times])
