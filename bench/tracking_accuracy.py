@@ -103,41 +103,48 @@ FACTORIES: dict[str, Factory] = {
 #: Grid per tracker; Roboflow's ``lost_track_buffer`` counts 30-fps frames (30 = 1 s), RVA's is seconds.
 GRIDS: dict[str, dict[str, list[Any]]] = {
     "rva ByteTrack": {
-        "high_threshold": [0.5, 0.6],
-        "new_track_threshold": [0.6, 0.7],
-        "match_iou": [0.2, 0.3],
+        "high_threshold": [0.4, 0.5, 0.6],
+        "new_track_threshold": [0.5, 0.6, 0.7],
+        "match_iou": [0.1, 0.2, 0.3],
         "low_match_iou": [0.3, 0.5],
-        "lost_buffer_s": [1.0, 2.0],
-        "min_hits": [2, 3],
+        "fuse_score": [True, False],
+        "lost_buffer_s": [0.5, 1.0, 2.0],
+        "min_hits": [1, 2],
     },
     "trackers ByteTrack": {
-        "high_conf_det_threshold": [0.5, 0.6],
-        "track_activation_threshold": [0.6, 0.7],
-        "minimum_iou_threshold": [0.1, 0.2, 0.3],
-        "lost_track_buffer": [30, 60],
-        "minimum_consecutive_frames": [2, 3],
+        "high_conf_det_threshold": [0.4, 0.5, 0.6],
+        "track_activation_threshold": [0.5, 0.6, 0.7],
+        "minimum_iou_threshold": [0.05, 0.1, 0.2, 0.3],
+        "lost_track_buffer": [8, 15, 30, 60],
+        "minimum_consecutive_frames": [1, 2],
     },
     "trackers OC-SORT": {
-        "high_conf_det_threshold": [0.3, 0.4, 0.5, 0.6],
-        "minimum_iou_threshold": [0.2, 0.3],
-        "lost_track_buffer": [30, 60],
-        "minimum_consecutive_frames": [2, 3],
+        "high_conf_det_threshold": [0.1, 0.2, 0.3, 0.4],
+        "minimum_iou_threshold": [0.2, 0.3, 0.4],
+        "direction_consistency_weight": [0.2, 0.5],
+        "lost_track_buffer": [15, 30, 60],
+        "minimum_consecutive_frames": [1, 2],
     },
     "trackers SORT": {
-        "min_score": [0.3, 0.4, 0.5],
-        "track_activation_threshold": [0.5, 0.6],
-        "minimum_iou_threshold": [0.2, 0.3],
-        "lost_track_buffer": [30, 60],
-        "minimum_consecutive_frames": [2, 3],
+        "min_score": [0.2, 0.3, 0.4],
+        "track_activation_threshold": [0.4, 0.5, 0.6],
+        "minimum_iou_threshold": [0.1, 0.2, 0.3],
+        "lost_track_buffer": [30, 60, 90],
+        "minimum_consecutive_frames": [1, 2],
     },
 }
 
 #: Frozen winners of ``--tune`` (rerun it after changing a tracker or the noise model).
 SETTINGS: dict[str, dict[str, Any]] = {
-    "rva ByteTrack": {},
-    "trackers ByteTrack": {},
-    "trackers OC-SORT": {},
-    "trackers SORT": {},
+    "rva ByteTrack": {"high_threshold": 0.5, "new_track_threshold": 0.6, "match_iou": 0.2,
+                      "low_match_iou": 0.5, "lost_buffer_s": 1.0, "min_hits": 1},
+    "trackers ByteTrack": {"high_conf_det_threshold": 0.6, "track_activation_threshold": 0.6,
+                           "minimum_iou_threshold": 0.1, "lost_track_buffer": 15,
+                           "minimum_consecutive_frames": 1},
+    "trackers OC-SORT": {"high_conf_det_threshold": 0.2, "minimum_iou_threshold": 0.3,
+                         "lost_track_buffer": 30, "minimum_consecutive_frames": 1},
+    "trackers SORT": {"min_score": 0.3, "track_activation_threshold": 0.5, "minimum_iou_threshold": 0.2,
+                      "lost_track_buffer": 60, "minimum_consecutive_frames": 1},
 }
 
 
@@ -169,7 +176,7 @@ def tune(names: Sequence[str] = tuple(FACTORIES), console: Console | None = None
         scored.sort(key=lambda s: -s[0])
         best[name] = scored[0][1]
         console.print(f"{name}: {len(scored)} settings; best HOTA {scored[0][0]:.3f} with {scored[0][1]}"
-                      f" (worst {scored[-1][0]:.3f}, default-ish spread shows how much tuning matters)")
+                      f" (worst {scored[-1][0]:.3f})")
     return best
 
 

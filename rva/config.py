@@ -133,6 +133,9 @@ class QueueConfig(_Model):
     join_after_s: float = Field(
         2.0, ge=0, le=120, description="In the queue area this long before someone counts as queueing."
     )
+    serve_after_s: float = Field(
+        0.5, ge=0, le=60, description="At the till this long before someone counts as served (kills box flicker)."
+    )
     exit_inertia_s: float = Field(1.5, ge=0, le=60, description="Absence bridged before someone left the queue.")
     service_window_s: float = Field(
         600.0, gt=0, le=86400, description="Served people in this trailing window set the service rate."
@@ -238,6 +241,9 @@ class TrackerConfig(_Model):
     new_track_threshold: float = Field(0.6, gt=0, lt=1, description="Score needed to start a new track.")
     match_iou: float = Field(0.2, gt=0, lt=1, description="Minimum IoU for a first-stage match.")
     low_match_iou: float = Field(0.5, gt=0, lt=1, description="Minimum IoU for a second-stage match.")
+    fuse_score: bool = Field(
+        True, description="Rank first-stage matches by IoU x detection score (ByteTrack's fuse_score)."
+    )
     lost_buffer_s: float = Field(3.0, ge=0, le=120, description="Keep a lost track this long for re-association.")
     min_hits: int = Field(3, ge=1, le=30, description="Matched frames before a track is confirmed and gets an id.")
 

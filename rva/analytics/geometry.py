@@ -7,8 +7,6 @@ person. Coordinates are frame pixels with the image convention: x to the right, 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 import numpy.typing as npt
 
@@ -44,13 +42,14 @@ def confirmed_foot_points(tracked: Detections) -> tuple[IntArray, Points]:
 
     Returns:
         ``(ids, points)``: ``(n,)`` int64 track ids and ``(n, 2)`` float64 bottom-centre points.
+
     """
     keep = tracked.tracker_id != NO_TRACK
     ids = tracked.tracker_id[keep].astype(np.int64, copy=False)
     return ids, tracked.anchors[keep].astype(np.float64)
 
 
-def points_in_polygon(points: npt.ArrayLike, polygon: Sequence[tuple[float, float]] | npt.ArrayLike) -> BoolArray:
+def points_in_polygon(points: npt.ArrayLike, polygon: npt.ArrayLike) -> BoolArray:
     """Which points lie inside a polygon (crossing-number rule, all points at once).
 
     A horizontal ray from each point is tested against every edge in one ``(n, m)`` broadcast.
@@ -63,6 +62,7 @@ def points_in_polygon(points: npt.ArrayLike, polygon: Sequence[tuple[float, floa
 
     Returns:
         ``(n,)`` boolean mask.
+
     """
     pts = as_points(points)
     poly = as_points(polygon, "polygon")
@@ -77,7 +77,8 @@ def points_in_polygon(points: npt.ArrayLike, polygon: Sequence[tuple[float, floa
     dy = np.where(y1 == y0, 1.0, y1 - y0)  # horizontal edges never span; avoid 0/0
     x_cross = x0 + (py - y0) * (x1 - x0) / dy
     hits = spans & (px < x_cross)
-    return (np.count_nonzero(hits, axis=1) % 2).astype(np.bool_)
+    inside: BoolArray = np.count_nonzero(hits, axis=1) % 2 == 1
+    return inside
 
 
 def side_of_line(points: npt.ArrayLike, start: tuple[float, float], end: tuple[float, float]) -> FloatArray:
@@ -96,6 +97,7 @@ def side_of_line(points: npt.ArrayLike, start: tuple[float, float], end: tuple[f
 
     Returns:
         ``(n,)`` float64 cross products (pixels squared; only the sign is meaningful).
+
     """
     pts = as_points(points)
     dx, dy = end[0] - start[0], end[1] - start[1]
@@ -121,6 +123,7 @@ def segment_crossings(
         ``(crossed, u)``: ``(n,)`` mask, and ``(n,)`` fraction in ``(0, 1)`` of the way from ``p0`` to
         ``p1`` where the crossing happens (undefined where ``crossed`` is False), for interpolating the
         crossing time.
+
     """
     a, b = as_points(p0, "p0"), as_points(p1, "p1")
     s0, s1 = side_of_line(a, start, end), side_of_line(b, start, end)

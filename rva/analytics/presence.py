@@ -21,6 +21,42 @@ import numpy.typing as npt
 from rva.analytics.geometry import TIME_EPS
 
 
+class StreamClock:
+    """First and latest stream time a core has seen; refuses time going backwards.
+
+    Args:
+        owner: Named in the error, e.g. ``"zone 'entrance'"``.
+
+    """
+
+    def __init__(self, owner: str) -> None:
+        self.owner = owner
+        self.first_ts: float | None = None
+        self.last_ts: float | None = None
+
+    def advance(self, ts: float) -> float | None:
+        """Move to ``ts`` and return the previous time (None on the first call).
+
+        Raises:
+            ValueError: ``ts`` is earlier than the last one (stream time must not go backwards).
+
+        """
+        previous = self.last_ts
+        if previous is not None and ts < previous:
+            raise ValueError(f"{self.owner}: ts went backwards: expected >= {previous}, got {ts}")
+        if self.first_ts is None:
+            self.first_ts = ts
+        self.last_ts = ts
+        return previous
+
+    @property
+    def elapsed_s(self) -> float:
+        """Seconds from the first to the latest time seen (0 before two updates)."""
+        if self.first_ts is None or self.last_ts is None:
+            return 0.0
+        return self.last_ts - self.first_ts
+
+
 @dataclass(slots=True)
 class Stay:
     """One track's current streak inside the area.
@@ -30,12 +66,18 @@ class Stay:
         first_inside_ts: First inside observation of the streak (the presence start once confirmed).
         last_inside_ts: Latest inside observation.
         confirmed: Whether ``enter_after_s`` has passed, i.e. the stay counts.
+
     """
 
     track_id: int
     first_inside_ts: float
     last_inside_ts: float
     confirmed: bool = False
+
+    @property
+    def duration_s(self) -> float:
+        """Seconds from the first to the last inside observation."""
+        return self.last_inside_ts - self.first_inside_ts
 
 
 class Presence:
@@ -44,6 +86,7 @@ class Presence:
     Args:
         enter_after_s: Inside this long before a stay is confirmed.
         exit_after_s: Outside or unseen this long before a confirmed stay ends.
+
     """
 
     def __init__(self, enter_after_s: float, exit_after_s: float) -> None:
@@ -66,6 +109,7 @@ class Presence:
         Returns:
             ``(confirmed, ended)``: stays confirmed by this frame (start = ``first_inside_ts``) and
             confirmed stays that ended (end = ``last_inside_ts``), each a snapshot removed from the state.
+
         """
         confirmed: list[Stay] = []
         seen_inside: set[int] = set()
@@ -103,11 +147,16 @@ class Presence:
         return self._stays.pop(track_id, None)
 
     def get(self, track_id: int) -> Stay | None:
-        """The track's current stay, if any."""
+        """Return the track's current stay, if any."""
         return self._stays.get(track_id)
 
     def __iter__(self) -> Iterator[Stay]:
         return iter(self._stays.values())
+
+    @property
+    def confirmed_ids(self) -> list[int]:
+        """Sorted ids of the confirmed stays open now."""
+        return sorted(s.track_id for s in self._stays.values() if s.confirmed)
 
     @property
     def count(self) -> int:
@@ -115,6 +164,6 @@ class Presence:
         return sum(1 for s in self._stays.values() if s.confirmed)
 
     def settled_before(self, ts: float) -> float:
-        """A time before which nothing can still change: every future start or end is at or after it."""
+        """Return a time no future start or end can precede: everything earlier is settled."""
         times = [s.first_inside_ts if not s.confirmed else s.last_inside_ts for s in self._stays.values()]
         return min([ts, *times])

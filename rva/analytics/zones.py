@@ -8,7 +8,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from rva.analytics.geometry import as_points, confirmed_foot_points, points_in_polygon
-from rva.analytics.presence import Presence, Stay
+from rva.analytics.presence import Presence, Stay, StreamClock
 from rva.config import ZoneConfig
 from rva.core.detections import Detections
 from rva.core.events import Event, EventType
@@ -37,7 +37,7 @@ class _OverlapPeak:
             self._peak = max(self._peak, self._level)
 
     def peak(self, open_until: Iterable[float]) -> int:
-        """The peak so far, counting each open visit up to its last inside time (``open_until``)."""
+        """Return the peak so far, counting each open visit up to its last inside time (``open_until``)."""
         level, peak = self._level, self._peak
         for _, kind in sorted([*self._pending, *((t, 1) for t in open_until)]):
             level += 1 if kind == 0 else -1
@@ -70,6 +70,7 @@ class ZoneMonitor:
     Args:
         cfg: The zone's configuration.
         camera: Camera id put on events.
+
     """
 
     def __init__(self, cfg: ZoneConfig, camera: str) -> None:
@@ -78,8 +79,7 @@ class ZoneMonitor:
         self.polygon = as_points(cfg.polygon, f"zone {cfg.name!r} polygon")
         self._presence = Presence(cfg.enter_inertia_s, cfg.exit_inertia_s)
         self._peak = _OverlapPeak()
-        self._first_ts: float | None = None
-        self._last_ts: float | None = None
+        self._clock = StreamClock(f"zone {cfg.name!r}")
         self.visits = 0
         self.exits = 0
         self._closed_dwell_s = 0.0
@@ -99,21 +99,15 @@ class ZoneMonitor:
 
         Returns:
             ``zone_enter`` and ``zone_exit`` events, in time order (back-dated, see the class docs).
+
         """
-        self._advance(ts)
+        self._clock.advance(ts)
         ids, points = confirmed_foot_points(tracked)
         entered, left = self._presence.update(ids, points_in_polygon(points, self.polygon), ts)
         left += self._presence.end(ended_ids)
         events = [self._enter(s) for s in entered] + [self._exit(s) for s in left]
         self._peak.settle(self._presence.settled_before(ts))
         return sorted(events, key=lambda e: e.ts)
-
-    def _advance(self, ts: float) -> None:
-        if self._last_ts is not None and ts < self._last_ts:
-            raise ValueError(f"zone {self.name!r}: ts went backwards: expected >= {self._last_ts}, got {ts}")
-        if self._first_ts is None:
-            self._first_ts = ts
-        self._last_ts = ts
 
     def _enter(self, stay: Stay) -> Event:
         self.visits += 1
@@ -122,7 +116,7 @@ class ZoneMonitor:
 
     def _exit(self, stay: Stay) -> Event:
         self.exits += 1
-        dwell = stay.last_inside_ts - stay.first_inside_ts
+        dwell = stay.duration_s
         self._closed_dwell_s += dwell
         self._peak.add(stay.last_inside_ts, enter=False)
         return Event(
@@ -138,7 +132,7 @@ class ZoneMonitor:
     @property
     def inside_ids(self) -> list[int]:
         """Track ids counted in :attr:`occupancy` (for drawing)."""
-        return sorted(s.track_id for s in self._presence if s.confirmed)
+        return self._presence.confirmed_ids
 
     @property
     def peak(self) -> int:
@@ -152,14 +146,13 @@ class ZoneMonitor:
 
     def person_seconds(self) -> float:
         """Seconds spent inside by everyone so far; an open visit counts up to its last inside time."""
-        open_s = sum(s.last_inside_ts - s.first_inside_ts for s in self._presence if s.confirmed)
+        open_s = sum(s.duration_s for s in self._presence if s.confirmed)
         return self._closed_dwell_s + open_s
 
     def mean_occupancy(self) -> float:
         """Time-weighted mean occupancy: person-seconds inside per second of stream observed (0 at start)."""
-        if self._first_ts is None or self._last_ts is None or self._last_ts <= self._first_ts:
-            return 0.0
-        return self.person_seconds() / (self._last_ts - self._first_ts)
+        elapsed = self._clock.elapsed_s
+        return self.person_seconds() / elapsed if elapsed > 0 else 0.0
 
     def over_capacity(self) -> bool:
         """Whether the live occupancy exceeds the configured capacity (False without one)."""

@@ -45,7 +45,7 @@ class Event:
         queue: Queue name for queue events.
         direction: ``in`` or ``out`` for crossings.
         dwell_s: Time in the zone, on ``zone_exit``; equals ``ts - enter_ts``.
-        enter_ts: When the visit began, on ``zone_exit``.
+        enter_ts: When the visit began, on ``zone_exit``; when the person joined, on queue events.
         wait_s: Time spent queueing, on ``queue_served`` and ``queue_abandon``.
         attrs: Anything else (source state, gap length, track duration...).
     """

@@ -103,12 +103,25 @@ def resolve_model(cfg: OnnxDetectorConfig) -> Path:
     """
     source = source_model(cfg)
     want = input_hw_of(cfg)
-    have = static_input_hw(onnx.load(str(source), load_external_data=False))
+    try:
+        have = static_input_hw(onnx.load(str(source), load_external_data=False))
+    except Exception as err:  # protobuf decode errors have no common base
+        raise ModelError(f"cannot load detector model {source}: {err}") from err
+    # A dynamic-size model runs at the configured size as it is; a static one is re-targeted.
     variant = Variant(
-        input_hw=None if have == want else want,
+        input_hw=None if have is None or have == want else want,
         quantization="static" if cfg.quantized else None,
     )
-    return derive(source, variant)
+    try:
+        return derive(source, variant)
+    except ModelError as err:
+        if variant.input_hw is None or have is None:
+            raise
+        raise ModelError(
+            f"{source} has a static {have[1]}x{have[0]} input but the config asks for {want[1]}x{want[0]} "
+            f"and the graph cannot be re-targeted ({err}); set detector.input_size/input_shape to the "
+            "model's size, or export it with dynamic=True"
+        ) from err
 
 
 def derive(source: Path, variant: Variant) -> Path:
@@ -230,21 +243,22 @@ def reshape_input(model: onnx.ModelProto, input_hw: tuple[int, int]) -> onnx.Mod
 # --- quantization --------------------------------------------------------------------------------
 
 
-def calibration_batches(input_hw: tuple[int, int]) -> Iterator[np.ndarray]:
-    """Letterboxed ``(1, 3, h, w)`` float inputs from :data:`CALIBRATION_FRAMES` of the sample clip."""
+def calibration_images(input_hw: tuple[int, int]) -> list[np.ndarray]:
+    """:data:`CALIBRATION_FRAMES` of the sample clip, letterboxed to ``input_hw`` (uint8 BGR)."""
     import av
 
     from rva.assets import sample_video
-    from rva.detect.yolo import letterbox, to_nchw
+    from rva.detect.yolo import letterbox
 
     wanted = set(CALIBRATION_FRAMES)
+    images = []
     with av.open(str(sample_video())) as container:
         for i, frame in enumerate(container.decode(video=0)):
             if i in wanted:
-                image, _ = letterbox(frame.to_ndarray(format="bgr24"), input_hw)
-                yield to_nchw([image])
+                images.append(letterbox(frame.to_ndarray(format="bgr24"), input_hw)[0])
             if i >= max(wanted):
                 break
+    return images
 
 
 def _quantize(src: Path, dst: Path, mode: Quantization) -> None:
@@ -252,36 +266,51 @@ def _quantize(src: Path, dst: Path, mode: Quantization) -> None:
         CalibrationDataReader,
         QuantFormat,
         QuantType,
+        quant_pre_process,
         quantize_dynamic,
         quantize_static,
     )
 
+    from rva.detect.yolo import to_nchw
+
+    prepared = src.with_name(f"{src.stem}.pre.onnx")
+    # onnxruntime's recommended step before quantizing: shape inference and graph fusions.
+    quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
     if mode == "dynamic":
-        quantize_dynamic(src, dst, per_channel=True, weight_type=QuantType.QInt8)
+        quantize_dynamic(prepared, dst, per_channel=True, weight_type=QuantType.QInt8)
         return
-    model = onnx.load(str(src), load_external_data=False)
+    model = onnx.load(str(prepared), load_external_data=False)
     hw = static_input_hw(model)
     if hw is None:
         raise ModelError("static quantization needs a model with a static input size")
     input_name = model.graph.input[0].name
+    images = calibration_images(hw)
 
     class Reader(CalibrationDataReader):  # type: ignore[misc]
+        """Feeds ``images[start:end]`` once; onnxruntime moves the window (``CalibStridedMinMax``)."""
+
         def __init__(self) -> None:
-            self._it = iter(calibration_batches(hw))
+            self.set_range(0, len(images))
+
+        def __len__(self) -> int:
+            return len(images)
+
+        def set_range(self, start_index: int, end_index: int) -> None:
+            self._it = iter(images[start_index:end_index])
 
         def get_next(self) -> dict[str, np.ndarray] | None:
-            batch = next(self._it, None)
-            return None if batch is None else {input_name: batch}
+            image = next(self._it, None)
+            return None if image is None else {input_name: to_nchw([image])}
 
     quantize_static(
-        src, dst, Reader(),
+        prepared, dst, Reader(),
         quant_format=QuantFormat.QDQ,
         per_channel=True,
         activation_type=QuantType.QUInt8,
         weight_type=QuantType.QInt8,
         nodes_to_exclude=head_tail_nodes(model),
-        # Fold min/max every few frames instead of holding every activation of every frame in memory.
-        extra_options={"CalibMaxIntermediateOutputs": 4},
+        # Min/max folded frame by frame: holding every activation of every frame would need ~25 GB.
+        extra_options={"CalibStridedMinMax": 1},
     )
 
 

@@ -118,6 +118,9 @@ def nms(
 ) -> npt.NDArray[np.int64]:
     """Greedy non-maximum suppression; boxes only suppress boxes of their own group.
 
+    Runs OpenCV's ``NMSBoxesBatched`` (C++): on real vtest candidates it is ~4x faster than a
+    vectorised NumPy loop and keeps the same boxes (``bench/detector_options.py`` checks both).
+
     Args:
         xyxy: ``(n, 4)`` boxes.
         scores: ``(n,)`` scores.
@@ -125,35 +128,44 @@ def nms(
         groups: ``(n,)`` group per box (e.g. class); ``None`` suppresses across all boxes.
 
     Returns:
-        Indices of the kept boxes, best score first.
+        Indices of the kept boxes, best score first (ties: lower index first).
 
     """
+    if len(scores) == 0:
+        return np.empty(0, np.int64)
+    xywh = np.asarray(xyxy, np.float64).copy()
+    xywh[:, 2:] -= xywh[:, :2]
+    group = np.zeros(len(scores), np.int32) if groups is None else np.asarray(groups, np.int32)
+    # score_threshold 0: callers filter by confidence before; eta 1 keeps the IoU threshold fixed.
+    kept = cv2.dnn.NMSBoxesBatched(xywh, np.asarray(scores, np.float32), group, 0.0, float(iou_threshold))
+    return np.asarray(kept, np.int64).reshape(-1)
+
+
+def nms_numpy(
+    xyxy: npt.NDArray[np.float32],
+    scores: npt.NDArray[np.float32],
+    iou_threshold: float,
+    groups: npt.NDArray[np.int64] | None = None,
+) -> npt.NDArray[np.int64]:
+    """The same greedy NMS in NumPy: the reference :func:`nms` is tested and benchmarked against."""
     n = len(scores)
     if n == 0:
         return np.empty(0, np.int64)
     boxes = xyxy.astype(np.float32, copy=True)
     if groups is not None and n > 1:
         # Shift each group to its own region of the plane so groups never overlap (torchvision's trick).
-        offset = (float(boxes.max()) - float(boxes.min()) + 1.0) * groups.astype(np.float32)
-        boxes += offset[:, None]
+        boxes += ((float(boxes.max()) - float(boxes.min()) + 1.0) * groups.astype(np.float32))[:, None]
     order = np.argsort(-scores, kind="stable")
-    x1, y1, x2, y2 = boxes[order].T
-    area = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    keep: list[int] = []
+    b = boxes[order]
+    area = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
+    inter = np.prod(np.clip(np.minimum(b[:, None, 2:], b[None, :, 2:]) - np.maximum(b[:, None, :2], b[None, :, :2]),
+                            0, None), axis=2)
+    overlaps = inter > iou_threshold * np.maximum(area[:, None] + area[None] - inter, 1e-9)
     alive = np.ones(n, np.bool_)
     for i in range(n):
-        if not alive[i]:
-            continue
-        keep.append(i)
-        rest = np.flatnonzero(alive[i + 1 :]) + i + 1
-        if rest.size == 0:
-            break
-        iw = np.clip(np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]), 0, None)
-        ih = np.clip(np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]), 0, None)
-        inter = iw * ih
-        iou = inter / np.maximum(area[i] + area[rest] - inter, 1e-9)
-        alive[rest[iou > iou_threshold]] = False
-    return order[np.asarray(keep, np.int64)].astype(np.int64)
+        if alive[i]:
+            alive[i + 1 :] &= ~overlaps[i, i + 1 :]
+    return order[alive].astype(np.int64)
 
 
 @dataclass(frozen=True, slots=True)

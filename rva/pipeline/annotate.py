@@ -79,7 +79,7 @@ def draw_tracks(image: Image, tracked: Detections) -> Image:
     """Boxes with track ids, in place; fallen people in red."""
     fallen = tracked.flag("fallen")
     for i in range(len(tracked)):
-        x1, y1, x2, y2 = (int(round(v)) for v in tracked.xyxy[i])
+        x1, y1, x2, y2 = (round(v) for v in tracked.xyxy[i])
         tid = int(tracked.tracker_id[i])
         colour = _FALLEN if fallen[i] else _id_colour(tid)
         cv2.rectangle(image, (x1, y1), (x2, y2), colour, 2)
@@ -109,7 +109,7 @@ def render_heatmap(
     grey = cv2.cvtColor(cv2.cvtColor(background, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
     out = (grey * (1 - alpha) + colour * alpha).astype(np.uint8)
     for rank, spot in enumerate(hotspots, start=1):
-        cx, cy = (int(round(v)) for v in (getattr(spot, "x", 0), getattr(spot, "y", 0)))
+        cx, cy = (round(v) for v in (getattr(spot, "x", 0), getattr(spot, "y", 0)))
         cv2.circle(out, (cx, cy), 10, (255, 255, 255), 2, cv2.LINE_AA)
         share = getattr(spot, "share", None)
         _label(out, f"{rank}" + (f" ({share:.0%})" if share is not None else ""), (cx + 12, cy + 5), (255, 255, 255))

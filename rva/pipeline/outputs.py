@@ -1,11 +1,14 @@
-"""Files the standalone runner writes. Each is written under a ``.part`` name and renamed when
-complete, so a run that fails half-way never leaves a file that looks finished."""
+"""Files the standalone runner writes.
+
+Each is written under a ``.part`` name and renamed when complete, so a run that fails half-way never
+leaves a file that looks finished.
+"""
 
 from __future__ import annotations
 
 import json
-from abc import ABC, abstractmethod
 import os
+from abc import ABC, abstractmethod
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -90,7 +93,7 @@ class VideoWriter(_AtomicFile):
         """Encode one BGR frame at ``pts`` seconds."""
         h, w = self._stream.height, self._stream.width
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image[:h, :w]), format="bgr24")
-        ms = max(int(round(pts * 1000)), self._last_pts + 1)  # mp4 needs strictly increasing PTS
+        ms = max(round(pts * 1000), self._last_pts + 1)  # mp4 needs strictly increasing PTS
         frame.pts, frame.time_base = ms, Fraction(1, 1000)
         self._last_pts = ms
         for packet in self._stream.encode(frame):

@@ -32,7 +32,7 @@ import numpy.typing as npt
 
 from rva.config import TrackerConfig
 from rva.core.detections import NO_TRACK, Detections
-from rva.tracking.kalman import SIZE_VEL, STATE_WIDTH, BoxKalmanFilter, xyxy_to_xywh
+from rva.tracking.kalman import SIZE_VEL, STATE_ROWS, BoxKalmanFilter, xyxy_to_xywh
 from rva.tracking.matching import assign, iou_matrix
 
 IndexArray = npt.NDArray[np.intp]
@@ -47,6 +47,7 @@ class TrackEnd:
         first_ts: Timestamp of its first detection (before it was confirmed), seconds.
         last_ts: Timestamp of its last matched detection, seconds.
         hits: Frames in which a detection was matched to it.
+
     """
 
     track_id: int
@@ -64,6 +65,7 @@ class TrackerOutput:
             ``tracker_id`` set; keypoints and ``data`` pass through. Lost tracks are absent.
         started: Ids confirmed this frame (they also appear in ``tracked``).
         ended: Tracks that ended this frame (lost longer than ``lost_buffer_s``).
+
     """
 
     tracked: Detections
@@ -79,6 +81,7 @@ class ByteTracker:
         >>> out = tracker.update(Detections.from_arrays([[0, 0, 10, 20]], [0.9]), ts=0.0)
         >>> out.tracked.tracker_id.tolist(), out.started
         ([1], [1])
+
     """
 
     def __init__(self, config: TrackerConfig = TrackerConfig()) -> None:  # noqa: B008 (frozen model)
@@ -86,6 +89,7 @@ class ByteTracker:
 
         Args:
             config: Thresholds and times (seconds).
+
         """
         self.config = config
         self._kf = BoxKalmanFilter()
@@ -98,8 +102,9 @@ class ByteTracker:
         Ids keep counting: an id is never reused by the same tracker, even across a reset.
         """
         self._ts: float | None = None
-        self._kalman = np.empty((0, STATE_WIDTH), np.float64)
-        self._track_id = np.empty(0, np.int64)  # NO_TRACK while unconfirmed
+        # One column (Kalman) or element per track; unconfirmed tracks have track_id NO_TRACK.
+        self._kalman = np.empty((STATE_ROWS, 0), np.float64)
+        self._track_id = np.empty(0, np.int64)
         self._lost = np.empty(0, np.bool_)
         self._hits = np.empty(0, np.int64)
         self._first_ts = np.empty(0, np.float64)
@@ -108,7 +113,7 @@ class ByteTracker:
     @property
     def live_track_ids(self) -> list[int]:
         """Ids of the confirmed tracks alive now, tracked or lost."""
-        return [int(i) for i in self._track_id[self._track_id != NO_TRACK]]
+        return sorted(int(i) for i in self._track_id[self._track_id != NO_TRACK])
 
     def update(self, detections: Detections, ts: float) -> TrackerOutput:
         """Associate one frame's detections with the tracks.
@@ -123,62 +128,65 @@ class ByteTracker:
 
         Raises:
             ValueError: ``ts`` is not finite or is earlier than the previous frame's.
+
         """
         dt = self._advance_clock(ts)
         cfg = self.config
-        ended = self._expire(ts)
-
+        ended = self._expire(ts) if self._lost.any() else []
         kalman = self._kalman
-        n_tracks = kalman.shape[0]
+        n_tracks = kalman.shape[1]
         if n_tracks:
             # A lost track keeps moving but stops growing or shrinking (ByteTrack zeroes vh).
-            kalman[self._lost, SIZE_VEL] = 0.0
+            kalman[SIZE_VEL, self._lost] = 0.0
             self._kf.predict(kalman, dt)
-        predicted = self._kf.boxes(kalman)
 
         conf = detections.confidence
         boxes = detections.xyxy.astype(np.float64)
         is_high = conf >= cfg.high_threshold
-        high = np.flatnonzero(is_high)
-        low = np.flatnonzero((conf >= cfg.low_threshold) & ~is_high)
+        is_low = (conf >= cfg.low_threshold) & ~is_high
         confirmed = self._track_id != NO_TRACK
+        track_of = np.full(len(detections), -1, np.intp)  # matched track (column) per detection
+
+        if n_tracks and len(detections):
+            iou = iou_matrix(self._kf.boxes(kalman), boxes)
+            fits = iou >= cfg.match_iou
+            # ByteTrack's fuse_score: among allowed pairs, prefer confident detections.
+            ranked = iou * conf if cfg.fuse_score else iou
+            # 1. High-score detections vs every confirmed track, tracked or lost.
+            self._stage(track_of, ranked, fits, confirmed, is_high)
+            # 2. Low-score detections vs the confirmed tracks that were tracked and are still free.
+            free = np.ones(n_tracks, np.bool_)
+            free[track_of[track_of >= 0]] = False
+            self._stage(track_of, iou, iou >= cfg.low_match_iou, confirmed & ~self._lost & free, is_low)
+            # 3. Unconfirmed tracks vs the high-score detections left.
+            self._stage(track_of, ranked, fits, ~confirmed, is_high & (track_of < 0))
+
+        dets = np.flatnonzero(track_of >= 0)
+        tracks = track_of[dets]
         matched = np.zeros(n_tracks, np.bool_)
-
-        # Stage 1: high-score detections vs every confirmed track, tracked or lost.
-        t1, d1 = self._match(predicted, np.flatnonzero(confirmed), boxes, conf, high, cfg.match_iou,
-                             cfg.fuse_score)
-        matched[t1] = True
-        high_free = np.setdiff1d(high, d1, assume_unique=True)
-        # Stage 2: low-score detections vs confirmed tracks that were tracked and are still free.
-        t2, d2 = self._match(predicted, np.flatnonzero(confirmed & ~self._lost & ~matched), boxes, conf,
-                             low, cfg.low_match_iou, False)
-        matched[t2] = True
-        # Stage 3: unconfirmed tracks vs the high-score detections left.
-        t3, d3 = self._match(predicted, np.flatnonzero(~confirmed), boxes, conf, high_free,
-                             cfg.match_iou, cfg.fuse_score)
-        matched[t3] = True
-
-        rows = np.concatenate([t1, t2, t3])
-        dets = np.concatenate([d1, d2, d3])
-        self._kf.update(kalman, rows, xyxy_to_xywh(boxes[dets]))
-        self._hits[rows] += 1
-        self._last_ts[rows] = ts
-        self._lost[rows] = False
+        matched[tracks] = True
+        self._kf.update(kalman, tracks, xyxy_to_xywh(boxes[dets]))
+        self._hits[tracks] += 1
+        self._last_ts[tracks] = ts
+        self._lost[tracks] = False
         self._lost |= confirmed & ~matched
+        started = self._confirm(tracks[~confirmed[tracks]])
+        id_of = np.full(len(detections), NO_TRACK, np.int64)  # emitted id per detection
+        id_of[dets] = self._track_id[tracks]
 
-        started = self._confirm(np.flatnonzero(~confirmed & matched))
         # Unconfirmed tracks must match every frame until confirmed; drop those that did not.
         keep = confirmed | matched
         if not keep.all():
             self._select(keep)
-            rows = np.flatnonzero(keep)[...,] if False else rows  # indices below are re-derived
-        newborn = np.setdiff1d(high_free, d3, assume_unique=True)
-        newborn = newborn[conf[newborn] >= cfg.new_track_threshold]
+        newborn = np.flatnonzero(is_high & (track_of < 0) & (conf >= cfg.new_track_threshold))
         if len(newborn):
-            started += self._start(boxes[newborn], ts)
+            new_ids = self._start(boxes[newborn], ts)
+            id_of[newborn] = new_ids
+            started += new_ids[new_ids != NO_TRACK].tolist()
 
-        ended += self._expire(ts)
-        return TrackerOutput(self._emit(detections, rows, dets, keep), started, ended)
+        if self._lost.any():
+            ended += self._expire(ts)
+        return TrackerOutput(_tag(detections, id_of), started, ended)
 
     def finish(self, ts: float) -> list[TrackEnd]:
         """End of stream: end every live confirmed track and empty the tracker.
@@ -192,6 +200,7 @@ class ByteTracker:
 
         Raises:
             ValueError: ``ts`` is not finite or is earlier than the last frame's.
+
         """
         self._advance_clock(ts)
         ends = self._ends(self._track_id != NO_TRACK)
@@ -209,3 +218,83 @@ class ByteTracker:
         dt = 0.0 if self._ts is None else ts - self._ts
         self._ts = ts
         return dt
+
+    @staticmethod
+    def _stage(
+        track_of: IndexArray,
+        similarity: npt.NDArray[np.float64],
+        fits: npt.NDArray[np.bool_],
+        tracks: npt.NDArray[np.bool_],
+        dets: npt.NDArray[np.bool_],
+    ) -> None:
+        """Match the ``tracks`` to the ``dets`` among the pairs that ``fits``; record it in ``track_of``.
+
+        The whole (tracks x detections) matrices are masked rather than sliced: at tracking sizes
+        a few boolean operations cost less than gathering sub-matrices.
+        """
+        if not (tracks.any() and dets.any()):
+            return
+        r, c = assign(similarity, fits & tracks[:, None] & dets)
+        track_of[c] = r
+
+    def _expire(self, ts: float) -> list[TrackEnd]:
+        """Remove lost tracks unmatched for longer than the buffer; report the confirmed ones."""
+        expired = self._lost & (ts - self._last_ts > self.config.lost_buffer_s)
+        if not expired.any():
+            return []
+        ends = self._ends(expired)
+        self._select(~expired)
+        return ends
+
+    def _ends(self, rows: npt.NDArray[np.bool_]) -> list[TrackEnd]:
+        rows = rows & (self._track_id != NO_TRACK)
+        order = np.argsort(self._track_id[rows], kind="stable")
+        return [
+            TrackEnd(int(i), float(f), float(last), int(h))
+            for i, f, last, h in zip(
+                self._track_id[rows][order], self._first_ts[rows][order],
+                self._last_ts[rows][order], self._hits[rows][order], strict=True,
+            )
+        ]
+
+    def _confirm(self, tracks: IndexArray) -> list[int]:
+        """Give ids to the unconfirmed ``tracks`` that reached ``min_hits``; return the new ids."""
+        ready = tracks[self._hits[tracks] >= self.config.min_hits]
+        if len(ready) == 0:
+            return []
+        ids = np.arange(self._next_id, self._next_id + len(ready), dtype=np.int64)
+        self._next_id += len(ready)
+        self._track_id[ready] = ids
+        return ids.tolist()
+
+    def _start(self, xyxy: npt.NDArray[np.float64], ts: float) -> npt.NDArray[np.int64]:
+        """Append tracks for new detections; return their ids (NO_TRACK unless ``min_hits`` is 1)."""
+        n = xyxy.shape[0]
+        ids = np.full(n, NO_TRACK, np.int64)
+        if self.config.min_hits <= 1:
+            ids[:] = np.arange(self._next_id, self._next_id + n)
+            self._next_id += n
+        self._kalman = np.concatenate([self._kalman, self._kf.initiate(xyxy_to_xywh(xyxy))], axis=1)
+        self._track_id = np.concatenate([self._track_id, ids])
+        self._lost = np.concatenate([self._lost, np.zeros(n, np.bool_)])
+        self._hits = np.concatenate([self._hits, np.ones(n, np.int64)])
+        self._first_ts = np.concatenate([self._first_ts, np.full(n, ts)])
+        self._last_ts = np.concatenate([self._last_ts, np.full(n, ts)])
+        return ids
+
+    def _select(self, keep: npt.NDArray[np.bool_]) -> None:
+        """Keep only the tracks in ``keep``."""
+        self._kalman = self._kalman[:, keep]
+        self._track_id = self._track_id[keep]
+        self._lost = self._lost[keep]
+        self._hits = self._hits[keep]
+        self._first_ts = self._first_ts[keep]
+        self._last_ts = self._last_ts[keep]
+
+
+def _tag(detections: Detections, id_of: npt.NDArray[np.int64]) -> Detections:
+    """Select the rows that carry an id, in input order, with ``tracker_id`` set."""
+    if (id_of != NO_TRACK).all():  # every row tracked: one copy instead of two
+        return detections.with_tracker_id(id_of)
+    rows = np.flatnonzero(id_of != NO_TRACK)
+    return detections[rows].with_tracker_id(id_of[rows])

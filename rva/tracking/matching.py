@@ -21,21 +21,27 @@ def iou_matrix(a: npt.ArrayLike, b: npt.ArrayLike) -> FloatMatrix:
 
     Returns:
         ``(n, m)`` IoU in ``[0, 1]``; 0 where either box has no area.
+
     """
     a = np.asarray(a, np.float64).reshape(-1, 4)
     b = np.asarray(b, np.float64).reshape(-1, 4)
     if a.shape[0] == 0 or b.shape[0] == 0:
         return np.zeros((a.shape[0], b.shape[0]), np.float64)
-    # Corner-wise broadcast (n, 1) against (1, m); the area terms are computed once per box.
-    iw = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
-    ih = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
-    np.maximum(iw, 0.0, out=iw)
+    # Outer products of the corner rows: a dozen NumPy calls whatever the sizes.
+    ax1, ay1, ax2, ay2 = a.T
+    bx1, by1, bx2, by2 = b.T
+    inter = np.minimum.outer(ax2, bx2)
+    inter -= np.maximum.outer(ax1, bx1)
+    np.maximum(inter, 0.0, out=inter)
+    ih = np.minimum.outer(ay2, by2)
+    ih -= np.maximum.outer(ay1, by1)
     np.maximum(ih, 0.0, out=ih)
-    inter = iw * ih
-    area_a = (a[:, 2] - a[:, 0]).clip(0.0) * (a[:, 3] - a[:, 1]).clip(0.0)
-    area_b = (b[:, 2] - b[:, 0]).clip(0.0) * (b[:, 3] - b[:, 1]).clip(0.0)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0.0)
+    inter *= ih
+    area_a = np.maximum(ax2 - ax1, 0.0) * np.maximum(ay2 - ay1, 0.0)
+    area_b = np.maximum(bx2 - bx1, 0.0) * np.maximum(by2 - by1, 0.0)
+    union = np.add.outer(area_a, area_b)
+    union -= inter
+    return np.divide(inter, union, out=inter, where=union > 0.0)
 
 
 def assign(similarity: FloatMatrix, valid: npt.NDArray[np.bool_]) -> tuple[IndexArray, IndexArray]:
@@ -52,6 +58,7 @@ def assign(similarity: FloatMatrix, valid: npt.NDArray[np.bool_]) -> tuple[Index
 
     Returns:
         ``(rows, cols)``: matched row and column indices, ordered by row.
+
     """
     if not valid.any():
         return _EMPTY, _EMPTY

@@ -11,6 +11,7 @@ sources under test use. Debian's ffmpeg cannot serve RTSP itself, so no system p
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import itertools
 import socket
@@ -104,7 +105,8 @@ class _Session:
             body = SDP
         elif method == "SETUP":
             if "TCP" in headers.get("transport", ""):
-                extra += ["Transport: RTP/AVP/TCP;unicast;interleaved=0-1", f"Session: {self.session_id};timeout=60"]
+                extra.append("Transport: RTP/AVP/TCP;unicast;interleaved=0-1")
+                extra.append(f"Session: {self.session_id};timeout=60")
             else:
                 status = "461 Unsupported Transport"
         elif method == "PLAY":
@@ -147,10 +149,8 @@ class _Session:
         except OSError:
             self.stop.set()
         finally:
-            try:
+            with contextlib.suppress(OSError, ValueError):  # the client may be gone already
                 out.close()
-            except OSError:
-                pass
 
 
 def main() -> None:

@@ -1,0 +1,192 @@
+"""CPU pipeline benchmark: RVA's full pipeline vs what a user would pick instead, on vtest.avi.
+
+Prints, in one run on this machine:
+  1. full-pipeline fps (decode -> detect -> track -> zones/lines/queue/heatmap) for RVA's default
+     detector setting and for the plain fp32 640x640 model, next to Ultralytics `model.track`
+     (ByteTrack) + supervision PolygonZone/LineZone on the same ONNX model and video;
+  2. with the same detector outputs, RVA's tracker + zones + lines vs Roboflow's `trackers`
+     ByteTrackTracker + supervision PolygonZone + LineZone (ms per frame and ratio).
+
+Usage: python bench/cpu_pipeline.py [--frames N] [--json FILE] [--skip-ultralytics]
+The baselines need `pip install ultralytics supervision trackers` (torch CPU); see bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from rva.analytics import CameraAnalytics  # noqa: E402
+from rva.assets import sample_video  # noqa: E402
+from rva.cli import demo_config  # noqa: E402
+from rva.config import OnnxDetectorConfig  # noqa: E402
+from rva.core import Detections  # noqa: E402
+from rva.detect import create_detector  # noqa: E402
+from rva.detect.models import resolve_model  # noqa: E402
+from rva.pipeline.runner import StandaloneRunner  # noqa: E402
+from rva.tracking import ByteTracker  # noqa: E402
+
+console = Console()
+
+
+def _video() -> Path:
+    shared = REPO.parent / "shared" / "data" / "vtest.avi"
+    if shared.is_file():
+        os.environ.setdefault("RVA_SAMPLE_VIDEO", str(shared))
+    return sample_video()
+
+
+def rva_full(frames: int | None, detector: dict[str, Any], tmp: Path) -> dict[str, Any]:
+    """The standalone runner end to end (no annotated video/heatmap files: the baselines write none)."""
+    cfg = demo_config()
+    cfg = cfg.model_copy(update={
+        "detector": OnnxDetectorConfig(**detector),
+        "output": cfg.output.model_copy(update={"annotated_video": False, "heatmap_png": False}),
+    })
+    summary = StandaloneRunner(cfg, tmp, max_frames=frames).run()
+    return {"frames": summary["frames"], "fps": summary["fps"], "tracks": summary["tracks"],
+            "stage_ms": summary["stage_ms_per_frame"]}
+
+
+def ultralytics_full(frames: int | None, video: Path) -> dict[str, Any]:
+    """Ultralytics model.track (ByteTrack) + supervision zones/lines, the way its docs show."""
+    import supervision as sv
+    from ultralytics import YOLO
+
+    cam = demo_config().cameras[0]
+    model = YOLO(str(resolve_model(OnnxDetectorConfig(input_size=640))), task="detect")
+    zones = [sv.PolygonZone(np.asarray(z.polygon, np.int32)) for z in cam.zones]
+    lines = [sv.LineZone(sv.Point(*ln.start), sv.Point(*ln.end)) for ln in cam.lines]
+    n, tracks = 0, set()
+    t0 = time.perf_counter()
+    for result in model.track(source=str(video), tracker="bytetrack.yaml", stream=True, imgsz=640,
+                              conf=0.25, verbose=False, persist=True):
+        det = sv.Detections.from_ultralytics(result)
+        if det.tracker_id is not None:
+            tracks.update(det.tracker_id.tolist())
+        for z in zones:
+            z.trigger(det)
+        for ln in lines:
+            ln.trigger(det)
+        n += 1
+        if frames is not None and n >= frames:
+            break
+    wall = time.perf_counter() - t0
+    return {"frames": n, "fps": round(n / wall, 2), "tracks": len(tracks)}
+
+
+def _detections_of(video: Path, frames: int | None) -> list[tuple[float, Detections]]:
+    import av
+
+    det = create_detector(OnnxDetectorConfig())
+    out = []
+    with av.open(str(video)) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if frames is not None and i >= frames:
+                break
+            out.append((float(frame.time or i / 10), det.detect([frame.to_ndarray(format="bgr24")])[0]))
+    det.close()
+    return out
+
+
+def tracking_and_zones(dets: list[tuple[float, Detections]]) -> list[dict[str, Any]]:
+    """Same detector outputs through RVA's tracker+analytics and through trackers+supervision."""
+    cam = demo_config().cameras[0]
+    rows = []
+
+    best = float("inf")
+    for _ in range(3):
+        tracker, analytics = ByteTracker(), CameraAnalytics(cam, (768, 576))
+        t0 = time.perf_counter()
+        for ts, d in dets:
+            out = tracker.update(d, ts)
+            analytics.update(out.tracked, ts, started=out.started, ended=out.ended)
+        best = min(best, time.perf_counter() - t0)
+    rows.append({"stack": "rva ByteTracker + CameraAnalytics (zones, lines, queue, heatmap)",
+                 "ms_per_frame": round(best / len(dets) * 1000, 3)})
+
+    try:
+        import supervision as sv
+        from trackers import ByteTrackTracker
+    except ImportError as err:
+        console.print(f"[yellow]skipping trackers/supervision comparison: {err}")
+        return rows
+    best = float("inf")
+    for _ in range(3):
+        tracker = ByteTrackTracker(frame_rate=10)
+        zones = [sv.PolygonZone(np.asarray(z.polygon, np.int32)) for z in cam.zones]
+        lines = [sv.LineZone(sv.Point(*ln.start), sv.Point(*ln.end)) for ln in cam.lines]
+        svd = [sv.Detections(xyxy=d.xyxy.astype(np.float32), confidence=d.confidence,
+                             class_id=np.zeros(len(d), int)) for _, d in dets]
+        t0 = time.perf_counter()
+        for d in svd:
+            tracked = tracker.update(d)
+            for z in zones:
+                z.trigger(tracked)
+            for ln in lines:
+                ln.trigger(tracked)
+        best = min(best, time.perf_counter() - t0)
+    rows.append({"stack": "trackers ByteTrackTracker + supervision PolygonZone + LineZone",
+                 "ms_per_frame": round(best / len(dets) * 1000, 3)})
+    rows[0]["speedup"] = round(rows[1]["ms_per_frame"] / rows[0]["ms_per_frame"], 2)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--frames", type=int, default=None, help="limit frames (default: all 795)")
+    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--skip-ultralytics", action="store_true")
+    args = ap.parse_args()
+    video = _video()
+    tmp = REPO / "out" / "bench-cpu"
+    results: dict[str, Any] = {"cpu_count": os.cpu_count(), "video": str(video), "pipelines": []}
+
+    default = OnnxDetectorConfig()
+    variants = [("rva default detector", default.model_dump(exclude={"type"})),
+                ("rva fp32 640x640", {**default.model_dump(exclude={"type"}), "input_size": 640,
+                                      "quantized": False, **({"input_shape": None} if "input_shape"
+                                                             in default.model_fields else {})})]
+    for name, det in variants:
+        console.print(f"running {name} ...")
+        results["pipelines"].append({"pipeline": name, **rva_full(args.frames, det, tmp)})
+    if not args.skip_ultralytics:
+        console.print("running ultralytics model.track + supervision ...")
+        results["pipelines"].append({"pipeline": "ultralytics model.track + supervision zones",
+                                     **ultralytics_full(args.frames, video)})
+
+    t = Table(title=f"Full pipeline on vtest.avi, {os.cpu_count()} CPU cores", title_justify="left")
+    for col in ("pipeline", "frames", "fps", "confirmed tracks", "vs ultralytics"):
+        t.add_column(col)
+    base = next((p["fps"] for p in results["pipelines"] if p["pipeline"].startswith("ultra")), None)
+    for p in results["pipelines"]:
+        t.add_row(p["pipeline"], str(p["frames"]), f"{p['fps']:.2f}", str(p["tracks"]),
+                  f"{p['fps'] / base:.2f}x" if base else "")
+    console.print(t)
+
+    console.print("detecting once for the tracker comparison ...")
+    results["tracking"] = tracking_and_zones(_detections_of(video, args.frames))
+    t = Table(title="Tracking + zones + lines on identical detections", title_justify="left")
+    for col in ("stack", "ms/frame", "speed-up"):
+        t.add_column(col)
+    for r in results["tracking"]:
+        t.add_row(r["stack"], f"{r['ms_per_frame']:.3f}", f"{r.get('speedup', '')}")
+    console.print(t)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

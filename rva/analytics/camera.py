@@ -1,0 +1,208 @@
+"""All the analytics of one camera behind one call per frame."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
+from typing import Any, Protocol
+
+import numpy as np
+
+from rva.analytics.heatmap import Heatmap
+from rva.analytics.lines import LineCounter
+from rva.analytics.presence import StreamClock
+from rva.analytics.queues import QueueMonitor
+from rva.analytics.zones import ZoneMonitor
+from rva.config import CameraConfig, check_geometry
+from rva.core.detections import Detections
+from rva.core.events import Event, EventType
+from rva.errors import ConfigError
+
+
+class TrackRecord(Protocol):
+    """What the tracker reports about a started or ended track (any object with these attributes)."""
+
+    @property
+    def track_id(self) -> int:
+        """The confirmed track id."""
+
+    @property
+    def first_ts(self) -> float:
+        """Stream time of the track's first observation."""
+
+    @property
+    def last_ts(self) -> float:
+        """Stream time of the track's last observation."""
+
+
+# Order of events that share a timestamp: a track starts before anything happens to it, ends after.
+_ORDER = {EventType.TRACK_START: 0, EventType.TRACK_END: 2}
+
+
+class CameraAnalytics:
+    """Zones, lines, queues and the heatmap of one camera, fed with one frame's tracks at a time.
+
+    End of stream (:meth:`finish`): stream time advances to the end and every timer whose inertia ran
+    out fires (people who left before the end get their exits). Visits and queue waits of people
+    still present stay **open** and are reported as current ``occupancy`` and ``waiting``, so the
+    counts stay honest: every ``zone_exit`` has its ``zone_enter``, ``visits == exits + occupancy``,
+    and ``served + abandoned + waiting == joined``. A runner that also wants those visits closed
+    passes the tracker's final ended tracks to :meth:`update` first; they then close at each
+    person's last inside time, as for any ended track.
+
+    Args:
+        camera: The camera's configuration.
+        frame_size: Real ``(width, height)`` of the decoded frames.
+
+    Raises:
+        ConfigError: A zone, line or queue point lies outside the frame (the message names it).
+
+    """
+
+    def __init__(self, camera: CameraConfig, frame_size: tuple[int, int]) -> None:
+        if len(frame_size) != 2 or min(frame_size) <= 0:
+            raise ConfigError(f"camera {camera.id!r}: frame size must be positive (w, h), got {frame_size}")
+        try:
+            check_geometry(camera, frame_size)
+        except ValueError as err:
+            raise ConfigError(f"camera {camera.id!r}: {err}") from None
+        self.camera = camera
+        self.frame_size = (int(frame_size[0]), int(frame_size[1]))
+        self._zones = {z.name: ZoneMonitor(z, camera.id) for z in camera.zones}
+        self._lines = {ln.name: LineCounter(ln, camera.id) for ln in camera.lines}
+        self._queues = {q.name: QueueMonitor(q, camera.id) for q in camera.queues}
+        self.heatmap = Heatmap(camera.heatmap, self.frame_size)
+        self._clock = StreamClock(f"camera {camera.id!r}")
+
+    @property
+    def zones(self) -> Mapping[str, ZoneMonitor]:
+        """Zone monitors by name."""
+        return MappingProxyType(self._zones)
+
+    @property
+    def lines(self) -> Mapping[str, LineCounter]:
+        """Line counters by name."""
+        return MappingProxyType(self._lines)
+
+    @property
+    def queues(self) -> Mapping[str, QueueMonitor]:
+        """Queue monitors by name."""
+        return MappingProxyType(self._queues)
+
+    @property
+    def ts(self) -> float | None:
+        """Stream time of the last update."""
+        return self._clock.last_ts
+
+    def update(
+        self,
+        tracked: Detections,
+        ts: float,
+        started: Iterable[int | TrackRecord] = (),
+        ended: Iterable[TrackRecord] = (),
+    ) -> list[Event]:
+        """Feed one frame to every analytic.
+
+        Args:
+            tracked: Confirmed tracks seen this frame (rows without a track id are ignored).
+            ts: Stream time of the frame, in seconds; must not go backwards.
+            started: Tracks confirmed at this frame: ids (dated ``ts``) or records with ``track_id``
+                and ``first_ts``.
+            ended: Tracks the tracker ended at this frame: records with ``track_id``, ``first_ts``
+                and ``last_ts``.
+
+        Returns:
+            ``track_start``, zone, line, queue and ``track_end`` events, in time order.
+
+        Raises:
+            ValueError: ``ts`` is earlier than the previous frame's.
+
+        """
+        self._clock.advance(ts)
+        ended = list(ended)
+        ended_ids = [int(r.track_id) for r in ended]
+        events = [self._started(s, ts) for s in started]
+        for zone in self._zones.values():
+            events += zone.update(tracked, ts, ended_ids)
+        for line in self._lines.values():
+            events += line.update(tracked, ts, ended_ids)
+        for queue in self._queues.values():
+            events += queue.update(tracked, ts, ended_ids)
+        self.heatmap.update(tracked, ts)
+        events += [
+            Event(
+                EventType.TRACK_END, self.camera.id, float(r.last_ts), int(r.track_id),
+                attrs={"first_ts": float(r.first_ts), "duration_s": float(r.last_ts) - float(r.first_ts)},
+            )
+            for r in ended
+        ]
+        return sorted(events, key=lambda e: (e.ts, _ORDER.get(e.type, 1)))
+
+    def _started(self, item: int | TrackRecord, ts: float) -> Event:
+        if isinstance(item, int | np.integer):
+            return Event(EventType.TRACK_START, self.camera.id, ts, int(item))
+        return Event(EventType.TRACK_START, self.camera.id, float(item.first_ts), int(item.track_id))
+
+    def finish(self, ts: float) -> list[Event]:
+        """End of stream: advance to ``ts`` with nobody seen, and return what that settles.
+
+        Exits and abandons whose inertia has run out by ``ts`` fire; visits and waits of people seen
+        within their inertia stay open (see the class docs). Calling :meth:`update` afterwards is allowed.
+        """
+        return self.update(Detections.empty(), ts)
+
+    def summary(self) -> dict[str, Any]:
+        """Return the totals so far, JSON-ready.
+
+        Returns:
+            ``{"zones": {name: {visits, peak, mean_occupancy, mean_dwell_s, occupancy}},
+            "lines": {name: {in, out}}, "queues": {name: {joined, served, abandoned, waiting,
+            mean_wait_s, service_rate_per_min, wait_estimate_s}}}``; undefined means are None.
+
+        """
+        return {
+            "zones": {
+                name: {
+                    "visits": z.visits,
+                    "peak": z.peak,
+                    "mean_occupancy": z.mean_occupancy(),
+                    "mean_dwell_s": z.mean_dwell_s,
+                    "occupancy": z.occupancy,
+                }
+                for name, z in self._zones.items()
+            },
+            "lines": {name: {"in": ln.in_count, "out": ln.out_count} for name, ln in self._lines.items()},
+            "queues": {
+                name: {
+                    "joined": q.joined,
+                    "served": q.served,
+                    "abandoned": q.abandoned,
+                    "waiting": q.waiting,
+                    "mean_wait_s": q.mean_wait_s,
+                    "service_rate_per_min": q.service_rate(),
+                    "wait_estimate_s": q.wait_time_estimate(),
+                }
+                for name, q in self._queues.items()
+            },
+        }
+
+    def live(self) -> dict[str, Any]:
+        """Return current values for a dashboard, JSON-ready: the summary plus what is drawn live.
+
+        Returns:
+            :meth:`summary`'s mapping with ``camera`` and ``ts`` added, each zone also carrying
+            ``capacity``, ``over_capacity`` and ``track_ids`` (inside now), each queue ``length``,
+            ``max_length``, ``over_length`` and ``track_ids`` (waiting now).
+
+        """
+        out: dict[str, Any] = {"camera": self.camera.id, "ts": self.ts, **self.summary()}
+        for name, z in self._zones.items():
+            out["zones"][name].update(
+                capacity=z.cfg.capacity, over_capacity=z.over_capacity(), track_ids=z.inside_ids
+            )
+        for name, q in self._queues.items():
+            out["queues"][name].update(
+                length=q.length, max_length=q.cfg.max_length, over_length=q.over_length(),
+                track_ids=q.waiting_ids,
+            )
+        return out

@@ -1,0 +1,438 @@
+"""Person cut-outs from real footage: detector boxes, background-subtraction masks, RGBA sprite sequences.
+
+The default detector finds people in every ``every``-th frame of vtest.avi (the anchors). An anchor
+person with nobody near them, fully in frame and tall enough, is cut out by background subtraction inside
+the box (largest clean foreground component), then followed a few frames backwards and forwards by the
+same mask test, giving a short sequence of sprites of one walking person. Its gait loop is the prefix
+whose last silhouette best matches the first. Sequences of the same person at successive anchors are
+chained into one identity, so a scene can cast distinct people. The library is cached as an ``.npz``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from rva.assets import sample_video
+from rva.scenes.background import (
+    Image,
+    foreground_mask,
+    load_background,
+    read_frames,
+    scenes_cache_dir,
+    video_key,
+)
+
+#: Bump when the extraction recipe changes, so caches made by older code are not reused.
+CUTOUTS_VERSION = 1
+#: Anchor every this many frames (2 s of vtest.avi): one detector pass each, the slow part.
+ANCHOR_EVERY = 20
+#: Follow an anchor person up to this many frames each way.
+WINDOW = 6
+
+Box = tuple[float, float, float, float]
+#: ``frames -> per frame (xyxy (n, 4) boxes, (n,) True where the person is lying down)``.
+DetectFn = Callable[[Sequence[Image]], list[tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_]]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Sprite:
+    """One cut-out image of a person.
+
+    Attributes:
+        rgba: ``(h, w, 4)`` uint8, BGR + feathered alpha; the silhouette is ``alpha >= 128``.
+        foot: Bottom-centre of the silhouette's box in sprite pixels ``(x, y)`` (y = row below the last).
+        src_foot: The same point in the source frame.
+        src_frame: Source frame index.
+
+    """
+
+    rgba: Image
+    foot: tuple[float, float]
+    src_foot: tuple[float, float]
+    src_frame: int
+
+    @property
+    def height(self) -> int:
+        """Silhouette height in pixels."""
+        rows = np.flatnonzero((self.rgba[:, :, 3] >= 128).any(axis=1))
+        return int(rows[-1] - rows[0] + 1) if rows.size else 0
+
+
+@dataclass(frozen=True, slots=True)
+class CutoutSequence:
+    """Consecutive sprites of one person walking.
+
+    Attributes:
+        person: Identity in the source clip (sequences of one person share it).
+        sprites: Sprites in time order.
+        loop: ``sprites[:loop]`` played in a cycle make a gait loop.
+        step: Median foot displacement per frame in the source ``(dx, dy)``, pixels.
+
+    """
+
+    person: int
+    sprites: tuple[Sprite, ...]
+    loop: int
+    step: tuple[float, float]
+
+    @property
+    def height(self) -> int:
+        """Silhouette height of the first sprite."""
+        return self.sprites[0].height
+
+
+@dataclass(frozen=True, slots=True)
+class CutoutLibrary:
+    """All cut-outs of a clip, and its perspective: silhouette height ``~ a * foot_y + b``.
+
+    Attributes:
+        sequences: Sprite sequences, longest-first within a person.
+        height_fit: ``(a, b)`` fitted on every sprite's silhouette.
+
+    """
+
+    sequences: tuple[CutoutSequence, ...]
+    height_fit: tuple[float, float]
+
+    def height_at(self, foot_y: float) -> float:
+        """Expected silhouette height in pixels of a person standing with feet at ``foot_y``."""
+        a, b = self.height_fit
+        return a * foot_y + b
+
+    @property
+    def people(self) -> int:
+        """Distinct identities."""
+        return len({s.person for s in self.sequences})
+
+
+# --- pure extraction -----------------------------------------------------------------------------
+
+
+def isolated(boxes: npt.NDArray[np.float32], frame_hw: tuple[int, int], min_height: float = 55.0) -> list[int]:
+    """Indices of boxes fully in frame, at least ``min_height`` tall, with no other box nearby.
+
+    Nearby: the boxes grown by 40% of their width sideways and 15% of their height vertically overlap.
+    """
+    h, w = frame_hw
+    grown = boxes.astype(np.float64).copy()
+    bw, bh = grown[:, 2] - grown[:, 0], grown[:, 3] - grown[:, 1]
+    grown[:, 0] -= 0.4 * bw
+    grown[:, 2] += 0.4 * bw
+    grown[:, 1] -= 0.15 * bh
+    grown[:, 3] += 0.15 * bh
+    keep = []
+    for i, (x1, y1, x2, y2) in enumerate(boxes.tolist()):
+        if x1 < 4 or y1 < 4 or x2 > w - 4 or y2 > h - 4 or y2 - y1 < min_height:
+            continue
+        others = np.delete(grown, i, axis=0)
+        gi = grown[i]
+        overlap = (others[:, 0] < gi[2]) & (others[:, 2] > gi[0]) & (others[:, 1] < gi[3]) & (others[:, 3] > gi[1])
+        if not overlap.any():
+            keep.append(i)
+    return keep
+
+
+def _fill_holes(mask: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    padded = np.pad(mask, 1)
+    flood = padded.copy()
+    cv2.floodFill(flood, None, (0, 0), 1)
+    holes = (flood == 0)[1:-1, 1:-1]
+    return np.where(holes, 1, mask).astype(np.uint8)
+
+
+def silhouette(frame: Image, background: Image, box: Box, reference: Box | None = None) -> tuple[npt.NDArray[np.uint8], Box] | None:
+    """The foreground component of the person in ``box``, or None when it is not a clean cut-out.
+
+    Args:
+        frame: BGR frame.
+        background: The empty scene, same size.
+        box: Where the person is expected (a detector box, or a predicted one).
+        reference: The anchor's silhouette box, to bound height and width changes; default ``box``.
+
+    Returns:
+        ``(mask, bbox)``: a frame-sized uint8 0/1 mask of the component (holes filled) and its
+        ``x1, y1, x2, y2`` box (exclusive end), or None.
+
+    """
+    fh, fw = frame.shape[:2]
+    x1, y1, x2, y2 = box
+    bw, bh = x2 - x1, y2 - y1
+    rx1, ry1 = int(max(0, x1 - 0.8 * bw)), int(max(0, y1 - 0.2 * bh))
+    rx2, ry2 = int(min(fw, x2 + 0.8 * bw)), int(min(fh, y2 + 0.2 * bh))
+    fg = foreground_mask(frame[ry1:ry2, rx1:rx2], background[ry1:ry2, rx1:rx2]).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
+    inner = np.zeros_like(fg)
+    inner[int(y1 - ry1 + 0.2 * bh) : int(y2 - ry1 - 0.2 * bh), int(x1 - rx1 + 0.25 * bw) : int(x2 - rx1 - 0.25 * bw)] = 1
+    best, best_overlap = 0, 0
+    for label in range(1, count):
+        overlap = int(np.count_nonzero((labels == label) & (inner == 1)))
+        if overlap > best_overlap:
+            best, best_overlap = label, overlap
+    if best == 0:
+        return None
+    cx, cy, cw, ch, area = (int(v) for v in stats[best])
+    touches_roi = cx == 0 or cy == 0 or cx + cw == rx2 - rx1 or cy + ch == ry2 - ry1
+    ref = reference or box
+    rh, rw = ref[3] - ref[1], ref[2] - ref[0]
+    if (
+        touches_roi
+        or abs(ch - rh) > 0.15 * rh
+        or cw > 1.3 * rw
+        or cw < 0.45 * rw
+        or not 0.3 <= area / (cw * ch) <= 0.85
+        or abs(cy + ch + ry1 - y2) > 0.15 * bh
+    ):
+        return None
+    mask = np.zeros((fh, fw), np.uint8)
+    comp = _fill_holes((labels[cy : cy + ch, cx : cx + cw] == best).astype(np.uint8))
+    mask[ry1 + cy : ry1 + cy + ch, rx1 + cx : rx1 + cx + cw] = comp
+    return mask, (float(rx1 + cx), float(ry1 + cy), float(rx1 + cx + cw), float(ry1 + cy + ch))
+
+
+def make_sprite(frame: Image, mask: npt.NDArray[np.uint8], bbox: Box, src_frame: int) -> Sprite:
+    """Crop an RGBA sprite (2 px margin, alpha feathered by a small blur) around a silhouette."""
+    fh, fw = frame.shape[:2]
+    x1, y1, x2, y2 = (int(v) for v in bbox)
+    px1, py1, px2, py2 = max(0, x1 - 2), max(0, y1 - 2), min(fw, x2 + 2), min(fh, y2 + 2)
+    alpha = cv2.GaussianBlur(mask[py1:py2, px1:px2].astype(np.float32), (3, 3), 0.7)
+    rgba = np.dstack([frame[py1:py2, px1:px2], np.clip(alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)])
+    foot = ((x1 + x2) / 2.0 - px1, float(y2 - py1))
+    return Sprite(np.ascontiguousarray(rgba), foot, ((x1 + x2) / 2.0, float(y2)), src_frame)
+
+
+def _follow(
+    frames: Sequence[Image], background: Image, start: int, anchor: Box, direction: int
+) -> list[tuple[int, npt.NDArray[np.uint8], Box]]:
+    out: list[tuple[int, npt.NDArray[np.uint8], Box]] = []
+    prev, velocity = anchor, (0.0, 0.0)
+    i = start + direction
+    while 0 <= i < len(frames):
+        guess = (prev[0] + velocity[0], prev[1] + velocity[1], prev[2] + velocity[0], prev[3] + velocity[1])
+        found = silhouette(frames[i], background, guess, reference=anchor)
+        if found is None:
+            break
+        mask, box = found
+        step = ((box[0] + box[2] - prev[0] - prev[2]) / 2.0, box[3] - prev[3])
+        if abs(step[0]) > 0.25 * (anchor[3] - anchor[1]) or abs(step[1]) > 0.12 * (anchor[3] - anchor[1]):
+            break
+        out.append((i, mask, box))
+        prev, velocity = box, step
+        i += direction
+    return out
+
+
+def gait_loop(sprites: Sequence[Sprite], min_period: int = 5) -> int:
+    """Length of the prefix that loops best: the ``p`` whose silhouette ``p`` best matches the first."""
+    if len(sprites) <= min_period:
+        return len(sprites)
+
+    def shape(s: Sprite) -> npt.NDArray[np.float32]:
+        a = (s.rgba[:, :, 3] >= 128).astype(np.float32)
+        return cv2.resize(a, (24, 48), interpolation=cv2.INTER_AREA)
+
+    first = shape(sprites[0])
+    costs = [float(np.abs(shape(sprites[p]) - first).mean()) for p in range(min_period, len(sprites))]
+    return min_period + int(np.argmin(costs))
+
+
+def cut_sequence(frames: Sequence[Image], background: Image, anchor_index: int, box: Box) -> list[Sprite]:
+    """Sprites of the person in ``box`` at ``frames[anchor_index]``, followed both ways, in time order."""
+    found = silhouette(frames[anchor_index], background, box)
+    if found is None:
+        return []
+    mask, sil = found
+    back = _follow(frames, background, anchor_index, sil, -1)[::-1]
+    fwd = _follow(frames, background, anchor_index, sil, +1)
+    return [make_sprite(frames[i], m, b, i) for i, m, b in [*back, (anchor_index, mask, sil), *fwd]]
+
+
+def fit_height(sprites: Sequence[Sprite]) -> tuple[float, float]:
+    """Robust line ``height ~ a * foot_y + b`` through silhouette heights (two rounds of outlier rejection)."""
+    y = np.array([s.src_foot[1] for s in sprites], np.float64)
+    h = np.array([s.height for s in sprites], np.float64)
+    keep = np.ones(y.size, np.bool_)
+    a, b = 0.0, float(np.median(h)) if h.size else 0.0
+    for _ in range(3):
+        if np.count_nonzero(keep) < 2 or np.ptp(y[keep]) < 1:
+            break
+        a, b = (float(v) for v in np.polyfit(y[keep], h[keep], 1))
+        resid = np.abs(h - (a * y + b))
+        keep = resid <= max(3.0 * float(np.median(resid[keep])), 2.0)
+    return a, b
+
+
+def chain_people(sequences: Sequence[tuple[int, list[Sprite]]], every: int) -> list[int]:
+    """Identity per sequence: a sequence continues an earlier one where that one's motion predicts it.
+
+    Args:
+        sequences: ``(anchor_frame, sprites)`` in anchor order.
+        every: Frames between anchors.
+
+    Returns:
+        One identity per sequence, from 0.
+
+    """
+    ids: list[int] = []
+    for k, (frame, sprites) in enumerate(sequences):
+        s0 = sprites[0]
+        best, best_d = -1, np.inf
+        for j in range(k):
+            prev_frame, prev = sequences[j]
+            if not 0 < frame - prev_frame <= 2 * every:
+                continue
+            last = prev[-1]
+            dt = s0.src_frame - last.src_frame
+            step = _median_step(prev)
+            px, py = last.src_foot[0] + step[0] * dt, last.src_foot[1] + step[1] * dt
+            d = float(np.hypot(s0.src_foot[0] - px, s0.src_foot[1] - py))
+            h = max(s0.height, 1)
+            tol = 0.6 * h if len(prev) > 2 else 2.0 * h
+            if d < tol and abs(last.height / h - 1.0) < 0.2 and d < best_d:
+                best, best_d = ids[j], d
+        ids.append(best if best >= 0 else max(ids, default=-1) + 1)
+    return ids
+
+
+def _median_step(sprites: Sequence[Sprite]) -> tuple[float, float]:
+    if len(sprites) < 2:
+        return 0.0, 0.0
+    feet = np.array([s.src_foot for s in sprites], np.float64)
+    dt = np.diff([s.src_frame for s in sprites]).astype(np.float64)
+    steps = np.diff(feet, axis=0) / dt[:, None]
+    return float(np.median(steps[:, 0])), float(np.median(steps[:, 1]))
+
+
+def build_library(anchors: Sequence[tuple[int, list[Sprite]]], every: int) -> CutoutLibrary:
+    """Assemble sequences (anchor frame, sprites) into a library: identities, gait loops, height fit."""
+    usable = [(f, s) for f, s in anchors if s]
+    people = chain_people(usable, every)
+    seqs = [
+        CutoutSequence(person, tuple(sprites), gait_loop(sprites), _median_step(sprites))
+        for person, (_, sprites) in zip(people, usable, strict=True)
+    ]
+    seqs.sort(key=lambda s: (s.person, -len(s.sprites), s.sprites[0].src_frame))
+    return CutoutLibrary(tuple(seqs), fit_height([sp for s in seqs for sp in s.sprites]))
+
+
+# --- I/O: decoding, detection, cache -------------------------------------------------------------
+
+
+def default_detect_fn() -> DetectFn:
+    """The project's default detector (:mod:`rva.detect`) as a :data:`DetectFn`."""
+    from rva.config import OnnxDetectorConfig
+    from rva.detect import create_detector
+
+    detector = create_detector(OnnxDetectorConfig(confidence=0.4))
+
+    def detect(images: Sequence[Image]) -> list[tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_]]]:
+        out = []
+        for det in detector.detect(images):
+            fallen = np.asarray(det.data.get("fallen", np.zeros(len(det.xyxy), np.bool_)), np.bool_)
+            out.append((det.xyxy, fallen))
+        return out
+
+    return detect
+
+
+def extract_cutouts(
+    video: Path, background: Image, detect: DetectFn, every: int = ANCHOR_EVERY, window: int = WINDOW
+) -> CutoutLibrary:
+    """Detect at anchor frames, cut out isolated people and follow them ``window`` frames each way."""
+    anchors: list[tuple[int, list[Sprite]]] = []
+    buffer: deque[tuple[int, Image]] = deque(maxlen=2 * window + 1)
+    pending: deque[tuple[int, npt.NDArray[np.float32], npt.NDArray[np.bool_]]] = deque()
+
+    def cut(anchor: int, boxes: npt.NDArray[np.float32], fallen: npt.NDArray[np.bool_]) -> None:
+        frames = [f for _, f in buffer]
+        first = buffer[0][0]
+        for i in isolated(boxes, frames[0].shape[:2]):
+            if fallen[i]:
+                continue
+            sprites = cut_sequence(frames, background, anchor - first, tuple(float(v) for v in boxes[i]))  # type: ignore[arg-type]
+            anchors.append((anchor, [_renumber(s, first) for s in sprites]))
+
+    for index, frame in read_frames(video):
+        buffer.append((index, frame))
+        if index % every == 0:
+            boxes, fallen = detect([frame])[0]
+            pending.append((index, boxes, fallen))
+        while pending and index - pending[0][0] >= window:
+            cut(*pending.popleft())
+    while pending:
+        cut(*pending.popleft())
+    return build_library(anchors, every)
+
+
+def _renumber(sprite: Sprite, first: int) -> Sprite:
+    return Sprite(sprite.rgba, sprite.foot, sprite.src_foot, sprite.src_frame + first)
+
+
+def save_library(library: CutoutLibrary, path: Path) -> None:
+    """Write a library to one ``.npz`` (pixels concatenated, tables of offsets and geometry; no pickle)."""
+    rows, seq_rows, chunks, offset = [], [], [], 0
+    for k, seq in enumerate(library.sequences):
+        seq_rows.append([seq.person, len(rows), len(seq.sprites), seq.loop, *seq.step])
+        for sp in seq.sprites:
+            h, w = sp.rgba.shape[:2]
+            rows.append([offset, h, w, *sp.foot, *sp.src_foot, sp.src_frame, k])
+            chunks.append(sp.rgba.reshape(-1))
+            offset += sp.rgba.size
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.stem + ".part.npz")
+    np.savez_compressed(
+        partial,
+        version=np.array(CUTOUTS_VERSION),
+        pixels=np.concatenate(chunks) if chunks else np.zeros(0, np.uint8),
+        sprites=np.array(rows, np.float64).reshape(-1, 9),
+        sequences=np.array(seq_rows, np.float64).reshape(-1, 6),
+        height_fit=np.array(library.height_fit, np.float64),
+    )
+    partial.replace(path)  # atomic: a crash never leaves a half-written cache file
+
+
+def read_library(path: Path) -> CutoutLibrary:
+    """Inverse of :func:`save_library`."""
+    with np.load(path, allow_pickle=False) as data:
+        if int(data["version"]) != CUTOUTS_VERSION:
+            raise ValueError(f"{path}: cut-out cache version {int(data['version'])}, expected {CUTOUTS_VERSION}")
+        pixels, rows, seq_rows = data["pixels"], data["sprites"], data["sequences"]
+        fit = data["height_fit"]
+    sprites = []
+    for off, h, w, fx, fy, sx, sy, frame, _ in rows.tolist():
+        rgba = pixels[int(off) : int(off) + int(h) * int(w) * 4].reshape(int(h), int(w), 4)
+        sprites.append(Sprite(rgba, (fx, fy), (sx, sy), int(frame)))
+    seqs = tuple(
+        CutoutSequence(int(person), tuple(sprites[int(first) : int(first) + int(n)]), int(loop), (dx, dy))
+        for person, first, n, loop, dx, dy in seq_rows.tolist()
+    )
+    return CutoutLibrary(seqs, (float(fit[0]), float(fit[1])))
+
+
+def load_library(video: Path | None = None, cache: Path | None = None, detect: DetectFn | None = None) -> CutoutLibrary:
+    """The cut-out library of ``video`` (default vtest.avi), extracted once (about a minute) and cached.
+
+    Args:
+        video: Fixed-camera clip; default :func:`rva.assets.sample_video`.
+        cache: Cache folder; default :func:`~rva.scenes.background.scenes_cache_dir`.
+        detect: Person detector; default :func:`default_detect_fn` (only used on a cache miss).
+
+    """
+    video = video or sample_video()
+    folder = cache or scenes_cache_dir()
+    target = folder / f"cutouts-{video_key(video)}-v{CUTOUTS_VERSION}.npz"
+    if target.is_file():
+        try:
+            return read_library(target)
+        except (ValueError, OSError, KeyError):
+            target.unlink(missing_ok=True)
+    background = load_background(video, folder)
+    library = extract_cutouts(video, background, detect or default_detect_fn())
+    save_library(library, target)
+    return library
