@@ -10,16 +10,13 @@ chained into one identity, so a scene can cast distinct people. The library is c
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
-from rva.assets import sample_video
 from rva.scenes.background import (
     Image,
     foreground_mask,
@@ -30,11 +27,13 @@ from rva.scenes.background import (
 )
 
 #: Bump when the extraction recipe changes, so caches made by older code are not reused.
-CUTOUTS_VERSION = 1
+CUTOUTS_VERSION = 2
 #: Anchor every this many frames (2 s of vtest.avi): one detector pass each, the slow part.
 ANCHOR_EVERY = 20
 #: Follow an anchor person up to this many frames each way.
 WINDOW = 6
+#: A silhouette wider than this times its height is two people walking together (or a bad mask).
+MAX_ASPECT = 0.6
 
 Box = tuple[float, float, float, float]
 #: ``frames -> per frame (xyxy (n, 4) boxes, (n,) True where the person is lying down)``.
@@ -139,12 +138,33 @@ def isolated(boxes: npt.NDArray[np.float32], frame_hw: tuple[int, int], min_heig
     return keep
 
 
-def _fill_holes(mask: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
-    padded = np.pad(mask, 1)
-    flood = padded.copy()
-    cv2.floodFill(flood, None, (0, 0), 1)
-    holes = (flood == 0)[1:-1, 1:-1]
-    return np.where(holes, 1, mask).astype(np.uint8)
+def _fill_small_holes(mask: npt.NDArray[np.uint8], max_area: int) -> npt.NDArray[np.uint8]:
+    """Fill holes up to ``max_area`` pixels (threshold speckle on clothes); keep big ones (between legs)."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats((mask == 0).astype(np.uint8), connectivity=4)
+    out = mask.copy()
+    h, w = mask.shape
+    for label in range(1, count):
+        x, y, cw, ch, area = (int(v) for v in stats[label])
+        if area <= max_area and x > 0 and y > 0 and x + cw < w and y + ch < h:
+            out[labels == label] = 1
+    return out
+
+
+def shadow_mask(frame: Image, background: Image) -> npt.NDArray[np.bool_]:
+    """Pixels that look like the background in shade: uniformly darker, same colour.
+
+    Args:
+        frame: BGR image.
+        background: BGR image of the same size.
+
+    Returns:
+        Boolean mask.
+
+    """
+    ratio = (frame.astype(np.float32) + 1.0) / (background.astype(np.float32) + 1.0)
+    level = ratio.mean(axis=2)
+    tint = np.abs(ratio - level[:, :, None]).max(axis=2)
+    return (level > 0.35) & (level < 0.92) & (tint < 0.08)
 
 
 def silhouette(frame: Image, background: Image, box: Box, reference: Box | None = None) -> tuple[npt.NDArray[np.uint8], Box] | None:
@@ -167,6 +187,11 @@ def silhouette(frame: Image, background: Image, box: Box, reference: Box | None 
     rx1, ry1 = int(max(0, x1 - 0.8 * bw)), int(max(0, y1 - 0.2 * bh))
     rx2, ry2 = int(min(fw, x2 + 0.8 * bw)), int(min(fh, y2 + 0.2 * bh))
     fg = foreground_mask(frame[ry1:ry2, rx1:rx2], background[ry1:ry2, rx1:rx2]).astype(np.uint8)
+    # Shadows are cast on the floor, at the feet: drop shade-like pixels in the box's bottom quarter.
+    feet = max(0, int(y2 - 0.25 * bh) - ry1)
+    shade = shadow_mask(frame[ry1 + feet : ry2, rx1:rx2], background[ry1 + feet : ry2, rx1:rx2])
+    fg[feet:][shade] = 0
+    fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
     inner = np.zeros_like(fg)
     inner[int(y1 - ry1 + 0.2 * bh) : int(y2 - ry1 - 0.2 * bh), int(x1 - rx1 + 0.25 * bw) : int(x2 - rx1 - 0.25 * bw)] = 1
@@ -185,13 +210,14 @@ def silhouette(frame: Image, background: Image, box: Box, reference: Box | None 
         touches_roi
         or abs(ch - rh) > 0.15 * rh
         or cw > 1.3 * rw
+        or cw > MAX_ASPECT * ch
         or cw < 0.45 * rw
         or not 0.3 <= area / (cw * ch) <= 0.85
         or abs(cy + ch + ry1 - y2) > 0.15 * bh
     ):
         return None
     mask = np.zeros((fh, fw), np.uint8)
-    comp = _fill_holes((labels[cy : cy + ch, cx : cx + cw] == best).astype(np.uint8))
+    comp = _fill_small_holes((labels[cy : cy + ch, cx : cx + cw] == best).astype(np.uint8), max(4, area // 200))
     mask[ry1 + cy : ry1 + cy + ch, rx1 + cx : rx1 + cx + cw] = comp
     return mask, (float(rx1 + cx), float(ry1 + cy), float(rx1 + cx + cw), float(ry1 + cy + ch))
 
@@ -319,120 +345,3 @@ def build_library(anchors: Sequence[tuple[int, list[Sprite]]], every: int) -> Cu
     ]
     seqs.sort(key=lambda s: (s.person, -len(s.sprites), s.sprites[0].src_frame))
     return CutoutLibrary(tuple(seqs), fit_height([sp for s in seqs for sp in s.sprites]))
-
-
-# --- I/O: decoding, detection, cache -------------------------------------------------------------
-
-
-def default_detect_fn() -> DetectFn:
-    """The project's default detector (:mod:`rva.detect`) as a :data:`DetectFn`."""
-    from rva.config import OnnxDetectorConfig
-    from rva.detect import create_detector
-
-    detector = create_detector(OnnxDetectorConfig(confidence=0.4))
-
-    def detect(images: Sequence[Image]) -> list[tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_]]]:
-        out = []
-        for det in detector.detect(images):
-            fallen = np.asarray(det.data.get("fallen", np.zeros(len(det.xyxy), np.bool_)), np.bool_)
-            out.append((det.xyxy, fallen))
-        return out
-
-    return detect
-
-
-def extract_cutouts(
-    video: Path, background: Image, detect: DetectFn, every: int = ANCHOR_EVERY, window: int = WINDOW
-) -> CutoutLibrary:
-    """Detect at anchor frames, cut out isolated people and follow them ``window`` frames each way."""
-    anchors: list[tuple[int, list[Sprite]]] = []
-    buffer: deque[tuple[int, Image]] = deque(maxlen=2 * window + 1)
-    pending: deque[tuple[int, npt.NDArray[np.float32], npt.NDArray[np.bool_]]] = deque()
-
-    def cut(anchor: int, boxes: npt.NDArray[np.float32], fallen: npt.NDArray[np.bool_]) -> None:
-        frames = [f for _, f in buffer]
-        first = buffer[0][0]
-        for i in isolated(boxes, frames[0].shape[:2]):
-            if fallen[i]:
-                continue
-            sprites = cut_sequence(frames, background, anchor - first, tuple(float(v) for v in boxes[i]))  # type: ignore[arg-type]
-            anchors.append((anchor, [_renumber(s, first) for s in sprites]))
-
-    for index, frame in read_frames(video):
-        buffer.append((index, frame))
-        if index % every == 0:
-            boxes, fallen = detect([frame])[0]
-            pending.append((index, boxes, fallen))
-        while pending and index - pending[0][0] >= window:
-            cut(*pending.popleft())
-    while pending:
-        cut(*pending.popleft())
-    return build_library(anchors, every)
-
-
-def _renumber(sprite: Sprite, first: int) -> Sprite:
-    return Sprite(sprite.rgba, sprite.foot, sprite.src_foot, sprite.src_frame + first)
-
-
-def save_library(library: CutoutLibrary, path: Path) -> None:
-    """Write a library to one ``.npz`` (pixels concatenated, tables of offsets and geometry; no pickle)."""
-    rows, seq_rows, chunks, offset = [], [], [], 0
-    for k, seq in enumerate(library.sequences):
-        seq_rows.append([seq.person, len(rows), len(seq.sprites), seq.loop, *seq.step])
-        for sp in seq.sprites:
-            h, w = sp.rgba.shape[:2]
-            rows.append([offset, h, w, *sp.foot, *sp.src_foot, sp.src_frame, k])
-            chunks.append(sp.rgba.reshape(-1))
-            offset += sp.rgba.size
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.stem + ".part.npz")
-    np.savez_compressed(
-        partial,
-        version=np.array(CUTOUTS_VERSION),
-        pixels=np.concatenate(chunks) if chunks else np.zeros(0, np.uint8),
-        sprites=np.array(rows, np.float64).reshape(-1, 9),
-        sequences=np.array(seq_rows, np.float64).reshape(-1, 6),
-        height_fit=np.array(library.height_fit, np.float64),
-    )
-    partial.replace(path)  # atomic: a crash never leaves a half-written cache file
-
-
-def read_library(path: Path) -> CutoutLibrary:
-    """Inverse of :func:`save_library`."""
-    with np.load(path, allow_pickle=False) as data:
-        if int(data["version"]) != CUTOUTS_VERSION:
-            raise ValueError(f"{path}: cut-out cache version {int(data['version'])}, expected {CUTOUTS_VERSION}")
-        pixels, rows, seq_rows = data["pixels"], data["sprites"], data["sequences"]
-        fit = data["height_fit"]
-    sprites = []
-    for off, h, w, fx, fy, sx, sy, frame, _ in rows.tolist():
-        rgba = pixels[int(off) : int(off) + int(h) * int(w) * 4].reshape(int(h), int(w), 4)
-        sprites.append(Sprite(rgba, (fx, fy), (sx, sy), int(frame)))
-    seqs = tuple(
-        CutoutSequence(int(person), tuple(sprites[int(first) : int(first) + int(n)]), int(loop), (dx, dy))
-        for person, first, n, loop, dx, dy in seq_rows.tolist()
-    )
-    return CutoutLibrary(seqs, (float(fit[0]), float(fit[1])))
-
-
-def load_library(video: Path | None = None, cache: Path | None = None, detect: DetectFn | None = None) -> CutoutLibrary:
-    """The cut-out library of ``video`` (default vtest.avi), extracted once (about a minute) and cached.
-
-    Args:
-        video: Fixed-camera clip; default :func:`rva.assets.sample_video`.
-        cache: Cache folder; default :func:`~rva.scenes.background.scenes_cache_dir`.
-        detect: Person detector; default :func:`default_detect_fn` (only used on a cache miss).
-
-    """
-    video = video or sample_video()
-    folder = cache or scenes_cache_dir()
-    target = folder / f"cutouts-{video_key(video)}-v{CUTOUTS_VERSION}.npz"
-    if target.is_file():
-        try:
-            return read_library(target)
-        except (ValueError, OSError, KeyError):
-            target.unlink(missing_ok=True)
-    background = load_background(video, folder)
-    library = extract_cutouts(video, background, detect or default_detect_fn())
-    save_library(library, target)
-    return library

@@ -10,6 +10,7 @@ runs out (never stepping up to the till).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -135,6 +136,9 @@ class _Checkout:
     patience_s: float | None  # an abandoner leaves this long after reaching the line
 
 
+_Task = _Walk | _Stay | _Checkout
+
+
 @dataclass(slots=True)
 class _Till:
     """Shared checkout state: the line in order (front first) and when the till is next free."""
@@ -145,7 +149,7 @@ class _Till:
 
 
 class _Agent:
-    def __init__(self, member: CastMember, tasks: list[_Walk | _Stay | _Checkout], info: _SeqInfo) -> None:
+    def __init__(self, member: CastMember, tasks: list[_Task], info: _SeqInfo) -> None:
         self.member, self.tasks, self.info = member, tasks, info
         first = tasks[0]
         assert isinstance(first, _Walk)
@@ -176,10 +180,9 @@ class _Agent:
                 self.targets = [np.array(ground.to_floor(*p)) for p in task.route]
             elif isinstance(task, _Stay):
                 self.until = t + task.seconds
-            else:
-                till.line.append(self)
+            else:  # head for the side of the line's tail; the place in line is taken on arrival
                 self.q_phase = "approach"
-                self.targets = [np.array(ground.to_floor(*_side(_slot(layout, len(till.line) - 1))))]
+                self.targets = [np.array(ground.to_floor(*_side(_slot(layout, len(till.line)))))]
         if isinstance(task, _Walk):
             self.pose = Pose.WALKING
             if self._move(self.member.speed_mps * task.pace * dt, ground):
@@ -197,6 +200,7 @@ class _Agent:
         if self.q_phase == "approach":
             self.pose = Pose.WALKING
             if self._move(speed, ground):
+                till.line.append(self)
                 self.q_phase = "queued"
         elif self.q_phase == "queued":
             k = till.line.index(self)
@@ -329,11 +333,55 @@ def _door(layout: StoreLayout, rng: np.random.Generator) -> Point:
     return x, float(rng.uniform(y0, y1))
 
 
+def _shop_plan(role: Role, layout: StoreLayout, rng: np.random.Generator) -> tuple[list[_Task], list[str]]:
+    """Come in, browse one or two zones, then queue (shopper, abandoner) or leave (browser)."""
+    zones = rng.permutation(len(layout.zones))[: 1 if role is Role.ABANDONER else int(rng.integers(1, 3))]
+    tasks: list[_Task] = [_Walk([_door(layout, rng), layout.inside_door, layout.north_pass])]
+    plan = []
+    for z in zones.tolist():
+        tasks += _zone_visit(layout, z, rng, 1 if role is Role.ABANDONER else 2)
+        plan.append(f"browse {layout.zones[z][0]}")
+    if role is Role.BROWSER:
+        tasks.append(_Walk([layout.north_pass, layout.inside_door, _door(layout, rng)]))
+    elif role is Role.SHOPPER:
+        service = float(rng.uniform(5.0, 11.0))
+        tasks += [_Checkout(service, None), _Walk(list(layout.till_exit))]
+        plan.append(f"queue, served for {service:.1f} s")
+    else:
+        patience = float(rng.uniform(6.0, 10.0))
+        tasks += [_Checkout(0.0, patience), _Walk(list(layout.abandon_exit))]
+        plan.append(f"queue, give up after {patience:.1f} s")
+    return tasks, [*plan, "leave through the entrance"]
+
+
+def _time_to_queue(tasks: Sequence[_Task], layout: StoreLayout, ground: Ground, speed: float) -> float:
+    """Seconds from appearing to reaching the queue, if everything goes to plan."""
+    first = tasks[0]
+    assert isinstance(first, _Walk)
+    here, total = ground.to_floor(*first.route[0]), 0.0
+    for task in tasks:
+        if isinstance(task, _Stay):
+            total += task.seconds
+            continue
+        route = task.route if isinstance(task, _Walk) else [_side(_slot(layout, 1))]
+        pace = task.pace if isinstance(task, _Walk) else 1.0
+        for point in route:
+            there = ground.to_floor(*point)
+            total += float(np.hypot(there[0] - here[0], there[1] - here[1])) / (speed * pace)
+            here = there
+        if isinstance(task, _Checkout):
+            return total
+    return total
+
+
 def make_script(
     library: CutoutLibrary, layout: StoreLayout, seed: int, duration_s: float = 120.0, people: int = 12,
     fps: float = 10.0,
 ) -> Script:
     """Cast ``people`` people with plans drawn from ``seed`` and simulate ``duration_s`` of them.
+
+    Shoppers and the abandoner are timed to reach the checkout in a rush (a few seconds apart, from a
+    third of the way in), so a line forms; the abandoner arrives third, behind people being served.
 
     Args:
         library: Cut-outs to play the people, and the perspective fit.
@@ -353,57 +401,37 @@ def make_script(
     ground = Ground(*library.height_fit, cx=layout.frame_size[0] / 2.0)
     infos = _sequence_info(library, ground)
     seqs = _cast_sequences(library, people, rng)
-    members: list[tuple[CastMember, list[_Walk | _Stay | _Checkout]]] = []
     d = duration_s
-    shoppers = sum(1 for r in _roles(people) if r in (Role.SHOPPER, Role.ABANDONER))
+    arrival = float(rng.uniform(0.42, 0.5)) * d  # the checkout rush
+    members: list[tuple[CastMember, list[_Task]]] = []
     for role in _roles(people):
-        base = dict(height_factor=float(rng.uniform(0.93, 1.07)), speed_mps=float(rng.uniform(1.0, 1.4)))
+        height, speed = float(rng.uniform(0.93, 1.07)), float(rng.uniform(1.0, 1.4))
         if role == "pair":
-            for member in _walker_pair(layout, ground, rng, d, base, rng.uniform(0.93, 1.07), rng.uniform(1.0, 1.4)):
-                members.append(member)
+            members += _walker_pair(layout, ground, rng, d, (height, speed), (rng.uniform(0.93, 1.07), rng.uniform(1.0, 1.4)))
             continue
         assert isinstance(role, Role)
-        entering = [_door(layout, rng), layout.inside_door, layout.north_pass]
-        tasks: list[_Walk | _Stay | _Checkout] = []
-        plan: list[str] = []
         if role in (Role.SHOPPER, Role.BROWSER, Role.ABANDONER):
-            zones = rng.permutation(len(layout.zones))[: 1 if role is Role.ABANDONER else int(rng.integers(1, 3))]
-            tasks.append(_Walk(entering))
-            for z in zones.tolist():
-                tasks += _zone_visit(layout, z, rng, 1 if role is Role.ABANDONER else 2)
-                plan.append(f"browse {layout.zones[z][0]}")
-            k = sum(1 for m, _ in members if m.role in (Role.SHOPPER, Role.ABANDONER))
+            tasks, plan = _shop_plan(role, layout, rng)
             if role is Role.BROWSER:
-                tasks.append(_Walk([layout.north_pass, layout.inside_door, _door(layout, rng)]))
-                spawn = rng.uniform(0.0, 0.6 * d)
-            elif role is Role.SHOPPER:
-                service = float(rng.uniform(5.0, 11.0))
-                tasks += [_Checkout(service, None), _Walk(list(layout.till_exit))]
-                plan.append(f"queue, served for {service:.1f} s")
-                spawn = (k + rng.uniform(0.0, 0.8)) * 0.45 * d / max(shoppers, 1)
+                spawn = float(rng.uniform(0.0, 0.6 * d))
             else:
-                patience = float(rng.uniform(6.0, 10.0))
-                tasks += [_Checkout(0.0, patience), _Walk(list(layout.abandon_exit))]
-                plan.append(f"queue, give up after {patience:.1f} s")
-                spawn = (k + rng.uniform(0.0, 0.8)) * 0.45 * d / max(shoppers, 1)
-            plan.append("leave through the entrance")
+                spawn = max(0.0, arrival - _time_to_queue(tasks, layout, ground, speed))
+                arrival += float(rng.uniform(2.5, 6.0))
         elif role is Role.FALLER:
             lane_i, at = layout.fall_lane
             lane = list(layout.lanes[lane_i])
             lie_s = float(rng.uniform(8.0, 12.0))
             tasks = [_Walk(lane[: at + 1]), _Stay(0.3), _Stay(lie_s, Pose.LYING), _Stay(1.0), _Walk(lane[at:])]
             plan = [f"walk, fall and lie {lie_s:.1f} s at ({lane[at][0]:g}, {lane[at][1]:g}), walk on"]
-            spawn = rng.uniform(0.15 * d, 0.45 * d)
+            spawn = float(rng.uniform(0.15 * d, 0.45 * d))
         else:
-            lane = _lane(layout, rng)
-            tasks = [_Walk(lane)]
-            plan = ["walk through"]
-            spawn = rng.uniform(0.0, max(d - 15.0, 0.0))
-        members.append((CastMember(0, role, -1, -1, spawn_s=float(spawn), plan=tuple(plan), **base), tasks))
+            tasks, plan = [_Walk(_lane(layout, rng))], ["walk through"]
+            spawn = float(rng.uniform(0.0, max(d - 15.0, 0.0)))
+        members.append((CastMember(0, role, -1, -1, height, speed, spawn, tuple(plan)), tasks))
     agents = []
     for i, ((m, tasks), seq) in enumerate(zip(members, seqs, strict=True)):
         cast = CastMember(i + 1, m.role, seq, library.sequences[seq].person, m.height_factor, m.speed_mps,
-                          round(m.spawn_s, 3), m.plan)
+                          round(float(m.spawn_s), 3), m.plan)
         agents.append(_Agent(cast, tasks, infos[seq]))
     return Script(seed, fps, layout, ground, tuple(a.member for a in agents), _simulate(agents, ground, layout, d, fps))
 
@@ -417,23 +445,24 @@ def _lane(layout: StoreLayout, rng: np.random.Generator, offset: float | None = 
 
 
 def _walker_pair(
-    layout: StoreLayout, ground: Ground, rng: np.random.Generator, d: float, base: dict[str, float],
-    height2: float, speed2: float,
-) -> list[tuple[CastMember, list[_Walk | _Stay | _Checkout]]]:
-    """Two walkers on one lane in opposite directions, timed to pass each other, the second farther away."""
+    layout: StoreLayout, ground: Ground, rng: np.random.Generator, d: float, first: tuple[float, float],
+    second: tuple[float, float],
+) -> list[tuple[CastMember, list[_Task]]]:
+    """Two walkers on one lane in opposite directions, timed to pass each other, the second farther away.
+
+    ``first`` and ``second`` are each ``(height_factor, speed_mps)``.
+    """
     lane = list(layout.lanes[0])
     near = [(x, y + 10.0) for x, y in lane]
     far = [(x, y - 28.0) for x, y in reversed(lane)]
-    length = sum(np.hypot(*np.subtract(ground.to_floor(*b), ground.to_floor(*a))) for a, b in zip(lane, lane[1:]))
-    meet = float(rng.uniform(0.35, 0.65))
-    t_meet = float(rng.uniform(0.25, 0.6)) * d
-    s1, s2 = base["speed_mps"], float(speed2)
-    t1, t2 = t_meet - meet * length / s1, t_meet - (1 - meet) * length / s2
+    length = sum(float(np.hypot(*np.subtract(ground.to_floor(*b), ground.to_floor(*a)))) for a, b in zip(lane, lane[1:]))
+    meet, t_meet = float(rng.uniform(0.35, 0.65)), float(rng.uniform(0.25, 0.6)) * d
+    t1, t2 = t_meet - meet * length / first[1], t_meet - (1 - meet) * length / second[1]
     shift = max(0.0, -min(t1, t2))
     plan = ("walk through, passing another walker",)
     return [
-        (CastMember(0, Role.WALKER, -1, -1, base["height_factor"], s1, t1 + shift, plan), [_Walk(near)]),
-        (CastMember(0, Role.WALKER, -1, -1, float(height2), s2, t2 + shift, plan), [_Walk(far)]),
+        (CastMember(0, Role.WALKER, -1, -1, first[0], first[1], t1 + shift, plan), [_Walk(near)]),
+        (CastMember(0, Role.WALKER, -1, -1, float(second[0]), float(second[1]), t2 + shift, plan), [_Walk(far)]),
     ]
 
 

@@ -111,6 +111,19 @@ class VideoSource(ABC):
     def finished(self) -> bool:
         """True once the terminal record was read (or the source closed): :meth:`read` has nothing left."""
 
+    @property
+    def fps(self) -> float | None:
+        """Nominal frame rate of the input, as the container declares it (None until known)."""
+        return None
+
+    @property
+    def total_frames(self) -> int | None:
+        """Frames this source will deliver if read to the end (after sampling; an estimate).
+
+        None for live or looping sources, and for files that do not say how many frames they hold.
+        """
+        return None
+
     @abstractmethod
     def read(self, timeout: float | None = None) -> Frame | SourceStatus | None:
         """Return the next frame or status record, in the order they happened.

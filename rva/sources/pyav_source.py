@@ -13,6 +13,7 @@ FFmpeg options that bound network waits differ by protocol; measured with PyAV 1
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 from collections.abc import Mapping
@@ -141,6 +142,8 @@ class PyAVSource(ThreadedSource):
         self._last_frame_wall: float | None = None  # monotonic time of the last decoded frame
         self._pace: tuple[float, float] | None = None  # (monotonic, pts) origin of realtime pacing
         self._warned_pts = False
+        self._fps: float | None = None
+        self._frames_in_file: int | None = None
         self._pending = None if spec.live else self._open()
         self._start()
 
@@ -148,6 +151,20 @@ class PyAVSource(ThreadedSource):
     def timestamps_synthesized(self) -> int:
         """Frames whose stream carried no PTS, timed as previous PTS + one frame interval."""
         return self._clock.synthesized
+
+    @property
+    def fps(self) -> float | None:
+        """Nominal frame rate of the input (known once opened)."""
+        return self._fps
+
+    @property
+    def total_frames(self) -> int | None:
+        """Frames a non-looping file will deliver: its frame count, thinned by ``analysis_fps``."""
+        if self.spec.live or self.spec.loop or not self._frames_in_file:
+            return None
+        if self._sampler is None or self._fps is None:
+            return self._frames_in_file
+        return math.ceil(self._frames_in_file * min(1.0, self._sampler.target_fps / self._fps))
 
     def _open(self) -> av.container.InputContainer:
         spec = self.spec
@@ -159,7 +176,11 @@ class PyAVSource(ThreadedSource):
         if not container.streams.video:
             container.close()
             raise SourceError(f"cannot open {spec.kind} {spec.display}: it has no video stream")
-        container.streams.video[0].thread_type = spec.thread_type
+        stream = container.streams.video[0]
+        stream.thread_type = spec.thread_type
+        interval = _frame_interval(stream)
+        self._fps = 1 / interval if interval else None
+        self._frames_in_file = stream.frames or None
         return container
 
     def _produce(self) -> None:

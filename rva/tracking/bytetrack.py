@@ -133,57 +133,65 @@ class ByteTracker:
         dt = self._advance_clock(ts)
         cfg = self.config
         ended = self._expire(ts) if self._lost.any() else []
-        kalman = self._kalman
-        n_tracks = kalman.shape[1]
+        conf = detections.confidence
+        boxes = detections.xyxy
+        is_high = conf >= cfg.high_threshold
+        det_free = np.ones(len(detections), np.bool_)
+        n_tracks = self._kalman.shape[1]
+        confirmed = self._track_id != NO_TRACK
+        track_free = np.ones(n_tracks, np.bool_)
+        matches: list[tuple[IndexArray, IndexArray]] = []
         if n_tracks:
             # A lost track keeps moving but stops growing or shrinking (ByteTrack zeroes vh).
-            kalman[SIZE_VEL, self._lost] = 0.0
-            self._kf.predict(kalman, dt)
-
-        conf = detections.confidence
-        boxes = detections.xyxy.astype(np.float64)
-        is_high = conf >= cfg.high_threshold
-        is_low = (conf >= cfg.low_threshold) & ~is_high
-        confirmed = self._track_id != NO_TRACK
-        track_of = np.full(len(detections), -1, np.intp)  # matched track (column) per detection
-
+            self._kalman[SIZE_VEL, self._lost] = 0.0
+            self._kf.predict(self._kalman, dt)
         if n_tracks and len(detections):
-            iou = iou_matrix(self._kf.boxes(kalman), boxes)
+            boxes = boxes.astype(np.float64)
+            iou = iou_matrix(self._kf.boxes(self._kalman), boxes)
             fits = iou >= cfg.match_iou
             # ByteTrack's fuse_score: among allowed pairs, prefer confident detections.
-            ranked = iou * conf if cfg.fuse_score else iou
+            cost = 1.0 - (iou * conf if cfg.fuse_score else iou)
             # 1. High-score detections vs every confirmed track, tracked or lost.
-            self._stage(track_of, ranked, fits, confirmed, is_high)
-            # 2. Low-score detections vs the confirmed tracks that were tracked and are still free.
-            free = np.ones(n_tracks, np.bool_)
-            free[track_of[track_of >= 0]] = False
-            self._stage(track_of, iou, iou >= cfg.low_match_iou, confirmed & ~self._lost & free, is_low)
+            matches.append(_stage(cost, fits, confirmed, is_high, track_free, det_free))
+            # 2. Low-score detections vs confirmed tracks that were tracked and are still free.
+            is_low = (conf >= cfg.low_threshold) ^ is_high  # low_threshold < high_threshold
+            if is_low.any():
+                tracked = confirmed & track_free
+                tracked &= ~self._lost
+                matches.append(_stage(1.0 - iou, iou >= cfg.low_match_iou, tracked, is_low,
+                                      track_free, det_free))
             # 3. Unconfirmed tracks vs the high-score detections left.
-            self._stage(track_of, ranked, fits, ~confirmed, is_high & (track_of < 0))
+            if not confirmed.all():
+                matches.append(_stage(cost, fits, ~confirmed, is_high & det_free, track_free, det_free))
 
-        dets = np.flatnonzero(track_of >= 0)
-        tracks = track_of[dets]
-        matched = np.zeros(n_tracks, np.bool_)
-        matched[tracks] = True
-        self._kf.update(kalman, tracks, xyxy_to_xywh(boxes[dets]))
-        self._hits[tracks] += 1
-        self._last_ts[tracks] = ts
-        self._lost[tracks] = False
-        self._lost |= confirmed & ~matched
-        started = self._confirm(tracks[~confirmed[tracks]])
         id_of = np.full(len(detections), NO_TRACK, np.int64)  # emitted id per detection
-        id_of[dets] = self._track_id[tracks]
+        started: list[int] = []
+        if matches:
+            tracks = np.concatenate([m[0] for m in matches])
+            dets = np.concatenate([m[1] for m in matches])
+            self._kf.update(self._kalman, tracks, xyxy_to_xywh(boxes[dets]))
+            self._hits[tracks] += 1
+            self._last_ts[tracks] = ts
+            self._lost[tracks] = False
+            # An unconfirmed track reaching min_hits must have been matched now (else it had them).
+            ready = np.flatnonzero((self._hits >= cfg.min_hits) & ~confirmed)
+            if len(ready):
+                started = self._confirm(ready)
+            id_of[dets] = self._track_id[tracks]
+        if n_tracks:
+            self._lost |= confirmed & track_free
+            # Unconfirmed tracks must match every frame until confirmed; drop those that did not.
+            track_free &= ~confirmed
+            if track_free.any():
+                self._select(~track_free)
 
-        # Unconfirmed tracks must match every frame until confirmed; drop those that did not.
-        keep = confirmed | matched
-        if not keep.all():
-            self._select(keep)
-        newborn = np.flatnonzero(is_high & (track_of < 0) & (conf >= cfg.new_track_threshold))
+        det_free &= is_high
+        det_free &= conf >= cfg.new_track_threshold
+        newborn = np.flatnonzero(det_free)
         if len(newborn):
             new_ids = self._start(boxes[newborn], ts)
             id_of[newborn] = new_ids
             started += new_ids[new_ids != NO_TRACK].tolist()
-
         if self._lost.any():
             ended += self._expire(ts)
         return TrackerOutput(_tag(detections, id_of), started, ended)
@@ -219,24 +227,6 @@ class ByteTracker:
         self._ts = ts
         return dt
 
-    @staticmethod
-    def _stage(
-        track_of: IndexArray,
-        similarity: npt.NDArray[np.float64],
-        fits: npt.NDArray[np.bool_],
-        tracks: npt.NDArray[np.bool_],
-        dets: npt.NDArray[np.bool_],
-    ) -> None:
-        """Match the ``tracks`` to the ``dets`` among the pairs that ``fits``; record it in ``track_of``.
-
-        The whole (tracks x detections) matrices are masked rather than sliced: at tracking sizes
-        a few boolean operations cost less than gathering sub-matrices.
-        """
-        if not (tracks.any() and dets.any()):
-            return
-        r, c = assign(similarity, fits & tracks[:, None] & dets)
-        track_of[c] = r
-
     def _expire(self, ts: float) -> list[TrackEnd]:
         """Remove lost tracks unmatched for longer than the buffer; report the confirmed ones."""
         expired = self._lost & (ts - self._last_ts > self.config.lost_buffer_s)
@@ -257,11 +247,8 @@ class ByteTracker:
             )
         ]
 
-    def _confirm(self, tracks: IndexArray) -> list[int]:
-        """Give ids to the unconfirmed ``tracks`` that reached ``min_hits``; return the new ids."""
-        ready = tracks[self._hits[tracks] >= self.config.min_hits]
-        if len(ready) == 0:
-            return []
+    def _confirm(self, ready: IndexArray) -> list[int]:
+        """Give the next ids to the unconfirmed tracks ``ready``; return the new ids."""
         ids = np.arange(self._next_id, self._next_id + len(ready), dtype=np.int64)
         self._next_id += len(ready)
         self._track_id[ready] = ids
@@ -292,9 +279,30 @@ class ByteTracker:
         self._last_ts = self._last_ts[keep]
 
 
+def _stage(
+    cost: npt.NDArray[np.float64],
+    fits: npt.NDArray[np.bool_],
+    tracks: npt.NDArray[np.bool_],
+    dets: npt.NDArray[np.bool_],
+    track_free: npt.NDArray[np.bool_],
+    det_free: npt.NDArray[np.bool_],
+) -> tuple[IndexArray, IndexArray]:
+    """Match ``tracks`` to ``dets`` among the pairs that ``fits``; mark both matched (not free).
+
+    The whole (tracks x detections) matrices are masked rather than sliced: at tracking sizes a
+    few boolean operations cost less than gathering sub-matrices.
+    """
+    valid = fits & tracks[:, None]
+    valid &= dets
+    r, c = assign(cost, valid)
+    track_free[r] = False
+    det_free[c] = False
+    return r, c
+
+
 def _tag(detections: Detections, id_of: npt.NDArray[np.int64]) -> Detections:
     """Select the rows that carry an id, in input order, with ``tracker_id`` set."""
-    if (id_of != NO_TRACK).all():  # every row tracked: one copy instead of two
+    tracked = id_of != NO_TRACK
+    if tracked.all():  # every row tracked: one copy instead of two
         return detections.with_tracker_id(id_of)
-    rows = np.flatnonzero(id_of != NO_TRACK)
-    return detections[rows].with_tracker_id(id_of[rows])
+    return detections[tracked].with_tracker_id(id_of[tracked])

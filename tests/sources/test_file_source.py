@@ -68,6 +68,14 @@ def test_vtest_first_frame_is_bgr(vtest_path: Path):
     assert ok and np.abs(frame.image.astype(int) - ref.astype(int)).mean() < 2.0
 
 
+@pytest.mark.parametrize(("analysis_fps", "total"), [(None, 795), (5, 398), (10, 795), (30, 795), (3, 239)])
+def test_total_frames_and_fps_known_at_open(vtest_path: Path, analysis_fps: float | None, total: int):
+    with open_source(camera(vtest_path, analysis_fps=analysis_fps)) as src:
+        assert src.fps == 10.0 and src.total_frames == total
+    with open_source(camera(vtest_path, loop=True)) as src:
+        assert src.total_frames is None
+
+
 def test_sampling_to_5_fps_by_pts(vtest_path: Path):
     frames, statuses = drain(vtest_path, analysis_fps=5)
     assert len(frames) == 398

@@ -130,6 +130,7 @@ def test_unreachable_camera_backs_off_while_another_delivers(
     delays = [s.retry_in_s or 0.0 for s in retries[1:]]
     assert all(0.8 * c - 1e-9 <= d <= c for d, c in zip(delays, ceilings, strict=True))
     assert all("Connection refused" in (s.error or "") for s in retries[1:])
+    assert all("hunter2" not in (s.error or "") and "***@127.0.0.1" in (s.error or "") for s in retries[1:])
     # meanwhile the file camera (not paced) poured frames out
     assert len(frames_of(items, "file")) > 50
     assert elapsed < 6
