@@ -113,6 +113,8 @@ def _time_roboflow(frames: Sequence[sv.Detections], config: TrackerConfig) -> Ti
 
 def compare(gt: MotSequence, frames: list[Detections], repeats: int, config: TrackerConfig) -> dict[str, Any]:
     """Time both trackers on ``frames`` (best of ``repeats``, interleaved) and score their ids."""
+    # The same arrays for both: boxes, scores, classes (perturb's diagnostic data columns dropped).
+    frames = [Detections.from_arrays(f.xyxy, f.confidence, f.class_id) for f in frames]
     sv_frames = [sv.Detections(xyxy=f.xyxy.astype(np.float64), confidence=f.confidence, class_id=f.class_id)
                  for f in frames]
     best: dict[str, Timed] = {}

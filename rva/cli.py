@@ -34,7 +34,7 @@ def _fail(err: Exception, code: int = 2) -> typer.Exit:
 
 
 def _frame_totals(runner: Any) -> dict[str, int | None]:
-    return {cid: getattr(src, "total_frames", None) for cid, src in runner.open_sources().items()}
+    return {cid: src.total_frames for cid, src in runner.open_sources().items()}
 
 
 def _execute(config: RVAConfig, out: Path, max_frames: int | None, quiet: bool) -> dict[str, Any]:
@@ -67,6 +67,10 @@ def _execute(config: RVAConfig, out: Path, max_frames: int | None, quiet: bool) 
         return runner.run()
 
 
+def _num(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
 def _print_summary(summary: dict[str, Any], out: Path) -> None:
     head = Table(title="RVA run", show_header=False, title_justify="left")
     head.add_row("frames", str(summary["frames"]))
@@ -80,8 +84,8 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
         for col in ("zone", "visits", "peak", "mean occupancy", "mean dwell (s)", "now"):
             t.add_column(col, justify="right" if col != "zone" else "left")
         for name, z in summary["zones"].items():
-            t.add_row(name, str(z["visits"]), str(z["peak"]), f"{z['mean_occupancy']:.2f}",
-                      f"{z['mean_dwell_s']:.1f}", str(z.get("occupancy", "")))
+            t.add_row(name, str(z["visits"]), str(z["peak"]), _num(z["mean_occupancy"], 2),
+                      _num(z["mean_dwell_s"]), str(z.get("occupancy", "")))
         out_console.print(t)
     if summary["lines"]:
         t = Table(title="Lines", title_justify="left")
@@ -96,7 +100,7 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
             t.add_column(col, justify="right" if col != "queue" else "left")
         for name, q in summary["queues"].items():
             t.add_row(name, str(q["joined"]), str(q["served"]), str(q["abandoned"]), str(q["waiting"]),
-                      f"{q['mean_wait_s']:.1f}")
+                      _num(q["mean_wait_s"]))
         out_console.print(t)
     files = ", ".join(sorted(p.name for p in out.iterdir() if p.is_file() and not p.name.endswith(".part")))
     out_console.print(f"[bold green]wrote[/] {out}/: {files}")

@@ -9,8 +9,9 @@ ground truth by :func:`perturb`, a seeded noise model of a YOLO-class person det
   camera (larger bottom y: the ground plane rises away from a street-level camera) or lying outside
   the image (truncation). It is sampled on a 12x12 grid inside the box. It drives the other effects.
 * **Misses.** ``p_miss = miss_base + (miss_occluded - miss_base) * occ**2``: a small overlap barely
-  matters, a person hidden behind another is usually lost. Occlusion is correlated over time, so
-  misses come in runs, as they do for a real detector.
+  matters, a person hidden behind another is usually lost. ``miss_occluded`` stays below 1 because
+  a silhouette fills only part of its box: a fully covered box can still show a head or legs.
+  Occlusion is correlated over time, so misses come in runs, as they do for a real detector.
 * **Box jitter.** Centre ``~ N(0, s*w), N(0, s*h)``, size ``*= exp(N(0, s))`` with
   ``s = jitter * (1 + occ)``: errors scale with box size, and a partly hidden person is localised
   worse. Boxes are clipped to the image, as a detector's are.
@@ -24,8 +25,8 @@ ground truth by :func:`perturb`, a seeded noise model of a YOLO-class person det
   shuffled, since a detector's output order says nothing about identity.
 
 The levels (:data:`NOISE_LEVELS`): ``low`` is a good detector on mid-size pedestrians (3 % jitter,
-2 % base misses, 0.2 FP/frame); ``medium`` a typical one (6 %, 5 %, 0.6 FP/frame); ``high`` a weak
-or low-resolution one (10 %, 10 %, 1.5 FP/frame). All draws come from one ``numpy.random.Generator``
+2 % base misses, 75 % when fully covered, 0.2 FP/frame); ``medium`` a typical one (6 %, 5 %, 85 %,
+0.6 FP/frame); ``high`` a weak or low-resolution one (10 %, 10 %, 95 %, 1.5 FP/frame). All draws come from one ``numpy.random.Generator``
 seeded by the caller, so a seed reproduces the same detections bit for bit.
 
 Scores come from TrackEval's own metric classes (HOTA, CLEAR, Identity) fed in-memory data: the
@@ -179,8 +180,8 @@ class NoiseLevel:
 
 
 NOISE_LEVELS: dict[str, NoiseLevel] = {
-    "low": NoiseLevel("low", jitter=0.03, miss_base=0.02, miss_occluded=0.6, fp_per_frame=0.2),
-    "medium": NoiseLevel("medium", jitter=0.06, miss_base=0.05, miss_occluded=0.8, fp_per_frame=0.6),
+    "low": NoiseLevel("low", jitter=0.03, miss_base=0.02, miss_occluded=0.75, fp_per_frame=0.2),
+    "medium": NoiseLevel("medium", jitter=0.06, miss_base=0.05, miss_occluded=0.85, fp_per_frame=0.6),
     "high": NoiseLevel("high", jitter=0.10, miss_base=0.10, miss_occluded=0.95, fp_per_frame=1.5),
 }
 

@@ -114,3 +114,33 @@ def render_heatmap(
         share = getattr(spot, "share", None)
         _label(out, f"{rank}" + (f" ({share:.0%})" if share is not None else ""), (cx + 12, cy + 5), (255, 255, 255))
     return out
+
+
+class SceneBackground:
+    """The scene with people removed: the per-pixel median of frames kept across the whole run.
+
+    Keeps every ``step``-th frame; when ``capacity`` is reached it drops every other kept frame and
+    doubles ``step``, so the frames always span the run evenly in bounded memory. Heatmaps drawn on
+    it show where people were without showing the people (privacy by default).
+    """
+
+    def __init__(self, capacity: int = 16) -> None:
+        self.capacity = capacity
+        self.step = 1
+        self._seen = 0
+        self._frames: list[Image] = []
+
+    def add(self, image: Image) -> None:
+        """Offer a frame."""
+        if self._seen % self.step == 0:
+            self._frames.append(image)
+            if len(self._frames) >= self.capacity:
+                self._frames = self._frames[::2]
+                self.step *= 2
+        self._seen += 1
+
+    def image(self) -> Image | None:
+        """The median frame, or None before any frame was offered."""
+        if not self._frames:
+            return None
+        return np.median(np.stack(self._frames), axis=0).astype(np.uint8)

@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import cv2
-import numpy as np
 
 from rva.config import RVAConfig
-from rva.core import Event, EventType, Frame
+from rva.core import Frame
 from rva.detect import Detector, create_detector
-from rva.pipeline.annotate import draw_header, draw_scene, draw_tracks, render_heatmap
+from rva.pipeline.annotate import SceneBackground, draw_header, draw_scene, draw_tracks, render_heatmap
 from rva.pipeline.camera import CameraPipeline
 from rva.pipeline.outputs import EventLog, VideoWriter, write_json_atomic
 from rva.sources import MultiSource, SourceStatus, VideoSource, open_source
@@ -30,7 +29,7 @@ ProgressFn = Callable[[str, int], None]
 class _CameraOutputs:
     pipeline: CameraPipeline
     video: VideoWriter | None
-    snapshot: np.ndarray | None = None  # a frame of the scene, for the heatmap background
+    background: SceneBackground = field(default_factory=SceneBackground)
     frames: int = 0
     first_pts: float | None = None
     last_pts: float = 0.0
@@ -113,10 +112,10 @@ class StandaloneRunner:
         try:
             with MultiSource(list(sources.values())) as multi:
                 t_wait = time.perf_counter()
-                for item in multi:
+                for _camera, item in multi:
                     self.times.waiting_for_frames += time.perf_counter() - t_wait
                     if isinstance(item, SourceStatus):
-                        log.write([self._status_event(item)])
+                        log.write([item.to_event()])
                     else:
                         self._process(item, cams, state, detector, log, many)
                         if self.max_frames is not None and all(
@@ -176,8 +175,7 @@ class StandaloneRunner:
         step = st.pipeline.step(detections, frame.pts)
         t2 = time.perf_counter()
         log.write(step.events)
-        if st.snapshot is None or st.frames == 0:
-            st.snapshot = frame.image
+        st.background.add(frame.image)
         if st.video is not None:
             img = draw_scene(frame.image, st.pipeline.camera, st.pipeline.analytics.live())
             draw_tracks(img, step.tracked)
@@ -194,19 +192,9 @@ class StandaloneRunner:
             self.progress(frame.camera, st.frames)
 
     def _fps_hint(self, camera: str) -> float:
-        src = self.sources.get(camera)
-        fps = getattr(src, "fps", None) if src is not None else None
+        fps = self.sources[camera].fps
         cam_fps = next(c.analysis_fps for c in self.config.cameras if c.id == camera)
         return float(cam_fps or fps or 25.0)
-
-    @staticmethod
-    def _status_event(status: SourceStatus) -> Event:
-        attrs: dict[str, Any] = {"state": str(status.state)}
-        if status.gap_s is not None:
-            attrs["gap_s"] = round(status.gap_s, 3)
-        if status.error:
-            attrs["error"] = status.error
-        return Event(EventType.SOURCE_STATE, status.camera, float(status.pts or 0.0), attrs=attrs)
 
     # --- results --------------------------------------------------------------------------------
 
@@ -247,11 +235,13 @@ class StandaloneRunner:
         if not self.config.output.heatmap_png:
             return
         for cam_id, st in state.items():
-            if st.snapshot is None:
+            background = st.background.image()
+            if background is None:
                 continue
             heat = st.pipeline.analytics.heatmap
-            grid = heat.grid(st.last_pts)
-            img = render_heatmap(st.snapshot, grid, st.pipeline.camera.heatmap.cell_px, heat.hotspots(st.last_pts))
+            img = render_heatmap(
+                background, heat.grid(st.last_pts), st.pipeline.camera.heatmap.cell_px, heat.hotspots(st.last_pts)
+            )
             path = self.out_dir / _name("heatmap", "png", cam_id, many)
             partial = path.with_name(path.name + ".part.png")
             cv2.imwrite(str(partial), img)

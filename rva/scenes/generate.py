@@ -11,7 +11,8 @@ import yaml
 from rva.assets import sample_video
 from rva.config import CameraConfig, load_config
 from rva.scenes.background import load_background
-from rva.scenes.cutouts import CutoutLibrary, load_library
+from rva.scenes.cutouts import CutoutLibrary
+from rva.scenes.library import load_library
 from rva.scenes.layout import VTEST_LAYOUT, StoreLayout
 from rva.scenes.render import Seen, VideoWriter, render_frames
 from rva.scenes.script import make_script

@@ -1,14 +1,9 @@
-"""Fixtures of the source tests: small clips made from vtest.avi, free ports, a real RTSP server."""
+"""Fixtures of the source tests: small clips made from vtest.avi, reading with deadlines."""
 
 from __future__ import annotations
 
-import select
-import signal
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -17,21 +12,6 @@ import pytest
 
 from rva.core import Frame
 from rva.sources import MultiSource, SourceStatus, VideoSource
-
-SERVER_SCRIPT = Path(__file__).with_name("rtsp_server.py")
-
-
-@pytest.fixture
-def free_port() -> Callable[[], int]:
-    """``free_port()``: a TCP port nobody listens on right now."""
-    return _free_port
-
-
-def _free_port() -> int:
-    """A TCP port nobody listens on right now (the kernel picks it)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _make_clip(src: Path, dest: Path, *, frames: int, fmt: str | None = None, codec: str = "libx264") -> Path:
@@ -53,52 +33,6 @@ def _make_clip(src: Path, dest: Path, *, frames: int, fmt: str | None = None, co
 def make_clip() -> Callable[..., Path]:
     """``make_clip(src, dest, frames=N, fmt=None)``: re-encode a short H.264 clip of ``src``."""
     return _make_clip
-
-
-class RtspServer:
-    """tests/sources/rtsp_server.py in a subprocess: start, kill, pause and resume it for real."""
-
-    def __init__(self, video: Path, port: int) -> None:
-        self.video = video
-        self.port = port
-        self.proc: subprocess.Popen[str] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"rtsp://127.0.0.1:{self.port}/cam"
-
-    def start(self, timeout: float = 20.0) -> None:
-        cmd = [sys.executable, str(SERVER_SCRIPT), "--port", str(self.port), "--video", str(self.video)]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-        assert self.proc.stdout is not None
-        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
-        line = self.proc.stdout.readline() if ready else ""
-        if not line.startswith("READY"):
-            self.kill()
-            raise RuntimeError(f"RTSP server did not start within {timeout} s (said {line!r})")
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGCONT)  # a paused process must be able to die
-            self.proc.kill()
-            self.proc.wait(10)
-        self.proc = None
-
-    def pause(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGCONT)
-
-
-@pytest.fixture
-def rtsp_server(vtest_path: Path) -> Iterator[RtspServer]:
-    server = RtspServer(vtest_path, _free_port())
-    server.start()
-    yield server
-    server.kill()
 
 
 Item = tuple[str, Frame | SourceStatus]
