@@ -5,8 +5,8 @@ Both get the SAME detections, prepared before timing (``sv.Detections`` for ``tr
 * ``TUD-Campus`` / ``TUD-Stadtmitte``: the real MOT15 ground truth shipped in ``motmetrics==1.4.0``
   made detector-like by :func:`rva.evaluation.perturb` (seeded jitter, occlusion-driven misses and
   score dips, false positives), ~5-7 people per frame;
-* ``dense synthetic``: :func:`rva.tracking.synthetic.walking_people` (100 people over 40 s, ~30 in
-  view at once, crossings, stops) through the same noise model.
+* ``dense synthetic``: :func:`rva.tracking.synthetic.walking_people` (100 people over 40 s: ~20 in
+  view on average, ~30 mid-clip; crossings, stops) through the same noise model.
 
 Settings are equivalent: ``trackers`` gets RVA's defaults translated (``lost_track_buffer`` counts
 30-fps frames, so 3 s = 90; ``frame_rate`` 25). Only the ``update`` calls are timed, each tracker
@@ -40,11 +40,9 @@ from rich.console import Console
 from rich.table import Table
 from trackers import ByteTrackTracker
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from rva.config import TrackerConfig  # noqa: E402
-from rva.core.detections import NO_TRACK, Detections  # noqa: E402
-from rva.evaluation.mot import (  # noqa: E402
+from rva.config import TrackerConfig
+from rva.core.detections import NO_TRACK, Detections
+from rva.evaluation.mot import (
     NOISE_LEVELS,
     TUD_SEQUENCES,
     MotSequence,
@@ -52,14 +50,14 @@ from rva.evaluation.mot import (  # noqa: E402
     score_tracking,
     tud_sequence,
 )
-from rva.tracking import ByteTracker  # noqa: E402
-from rva.tracking.synthetic import walking_people  # noqa: E402
+from rva.tracking import ByteTracker
+from rva.tracking.synthetic import walking_people
 
 FPS = 25.0  # TUD's frame rate; the synthetic scene uses it too
 
 
 def dense_scene(seed: int = 1) -> MotSequence:
-    """~30 people in view at once (100 over 40 s) at 25 fps, 1280x720."""
+    """100 people over 40 s at 25 fps, 1280x720: ~20 in view on average, ~30 mid-clip."""
     frames = walking_people(100, 40.0, FPS, (1280, 720), seed=seed)
     return MotSequence("dense synthetic", FPS, (1280, 720), tuple(f.xyxy for f in frames),
                        tuple(f.tracker_id for f in frames))
@@ -140,12 +138,50 @@ def compare(gt: MotSequence, frames: list[Detections], repeats: int, config: Tra
     return row
 
 
-def run(rows_out: list[dict[str, Any]], repeats: int = 5, level: str = "medium", seed: int = 0) -> None:
+def run(
+    rows_out: list[dict[str, Any]],
+    repeats: int = 5,
+    level: str = "medium",
+    seed: int = 0,
+    config: TrackerConfig | None = None,
+) -> None:
     """Append one row per input (TUD-Campus, TUD-Stadtmitte, dense synthetic) to ``rows_out``."""
     warnings.filterwarnings("ignore", category=DeprecationWarning)
-    config = TrackerConfig()
+    config = config or TrackerConfig()
     for gt in [*(tud_sequence(name) for name in TUD_SEQUENCES), dense_scene()]:
         rows_out.append(compare(gt, perturb(gt, NOISE_LEVELS[level], seed), repeats, config))
+
+
+def solver_rows(sizes: Sequence[int] = (5, 10, 20, 40), calls: int = 2000) -> list[dict[str, Any]]:
+    """Microseconds per gated assignment: scipy ``linear_sum_assignment`` vs ``lap.lapjv``.
+
+    The matrices look like tracking ones: each track overlaps its own detection and a neighbour's.
+    """
+    import lap
+    from scipy.optimize import linear_sum_assignment
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for n in sizes:
+        sim = np.zeros((n, n + 2))
+        sim[np.arange(n), np.arange(n)] = rng.uniform(0.5, 0.95, n)
+        sim[np.arange(n - 1), np.arange(1, n)] = rng.uniform(0.0, 0.4, n - 1)
+        cost = np.where(sim >= 0.2, 1.0 - sim, 1.0)
+        timings = {}
+        for name, solve in (
+            ("scipy", lambda c=cost: linear_sum_assignment(c)),
+            ("lap", lambda c=cost: lap.lapjv(c, extend_cost=True, cost_limit=0.8, return_cost=False)),
+        ):
+            best = float("inf")
+            for _ in range(5):
+                t0 = time.process_time()
+                for _ in range(calls):
+                    solve()
+                best = min(best, time.process_time() - t0)
+            timings[name] = best / calls * 1e6
+        rows.append({"tracks x dets": f"{n} x {n + 2}", "scipy us": round(timings["scipy"], 1),
+                     "lap us": round(timings["lap"], 1)})
+    return rows
 
 
 COLUMNS = ("input", "frames", "dets/frame", "rva fps", "trackers fps", "speedup", "rva wall fps",
@@ -168,12 +204,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per tracker and input (best kept)")
     parser.add_argument("--level", default="medium", choices=list(NOISE_LEVELS), help="detector noise level")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--low-score-finds-lost", action="store_true",
+                        help="RVA: let low-score detections re-find lost tracks (TrackerConfig option)")
     parser.add_argument("--json", help="also write the rows to this file")
     args = parser.parse_args(argv)
     rows: list[dict[str, Any]] = []
-    run(rows, args.repeats, args.level, args.seed)
-    Console().print(render(rows, f"ByteTrack speed, same input ({args.level} noise, seed {args.seed}); "
-                                 "fps = frames per CPU second of update() calls"))
+    run(rows, args.repeats, args.level, args.seed, TrackerConfig(low_score_finds_lost=args.low_score_finds_lost))
+    console = Console()
+    console.print(render(rows, f"ByteTrack speed, same input ({args.level} noise, seed {args.seed}); "
+                               "fps = frames per CPU second of update() calls"))
+    solvers = Table(title="Assignment solver, per call (CPU time)")
+    for col in ("tracks x dets", "scipy us", "lap us"):
+        solvers.add_column(col, justify="right")
+    for r in solver_rows():
+        solvers.add_row(*(str(v) for v in r.values()))
+    console.print(solvers)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2), encoding="utf-8")
     return 0

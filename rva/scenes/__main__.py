@@ -8,7 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from rva.scenes.generate import generate_scene
+from rva.scenes.generate import PROBE_NAME, generate_scene, probe_fall
+from rva.scenes.truth import read_truth
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,10 +21,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--people", type=int, default=12, help="How many people (default 12).")
     parser.add_argument("--fps", type=float, default=10.0, help="Frame rate (default 10).")
     parser.add_argument("--no-video", action="store_true", help="Write config.yaml and truth.json only.")
+    parser.add_argument(
+        "--probe-fall",
+        action="store_true",
+        help="Run the default detector on the lying frames and write fall_probe.json (did 'Fall' fire?).",
+    )
     args = parser.parse_args(argv)
     start = time.perf_counter()
     files = generate_scene(args.seed, args.out, args.duration_s, args.people, args.fps, video=not args.no_video)
     print(json.dumps(files.summary, indent=2))
+    if args.probe_fall and files.video is not None:
+        rows = probe_fall(files.video, read_truth(files.truth))
+        (args.out / PROBE_NAME).write_text(json.dumps(rows, indent=1), encoding="utf-8")
+        fired = sum(r["fallen"] for r in rows)
+        print(f"fall probe: 'Fall' fired on {fired} of {len(rows)} lying person-frames probed", file=sys.stderr)
     print(f"wrote {args.out} in {time.perf_counter() - start:.1f} s", file=sys.stderr)
     for problem in files.problems:
         print(f"inconsistent truth: {problem}", file=sys.stderr)

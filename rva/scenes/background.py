@@ -44,7 +44,7 @@ def read_frames(path: Path, step: int = 1) -> Iterator[tuple[int, Image]]:
     with av.open(str(path)) as container:
         for index, frame in enumerate(container.decode(video=0)):
             if index % step == 0:
-                yield index, frame.to_ndarray(format="bgr24")
+                yield index, np.asarray(frame.to_ndarray(format="bgr24"), np.uint8)
 
 
 def median_background(frames: Iterable[Image]) -> Image:
@@ -60,7 +60,8 @@ def median_background(frames: Iterable[Image]) -> Image:
     stack = np.stack(list(frames))
     if stack.ndim != 4 or stack.shape[0] == 0:
         raise ValueError(f"frames: expected a non-empty sequence of (h, w, 3) images, got {stack.shape}")
-    return np.median(stack, axis=0).round().astype(np.uint8)
+    median: Image = np.median(stack, axis=0).round().astype(np.uint8)
+    return median
 
 
 def foreground_mask(frame: Image, background: Image, threshold: int = FOREGROUND_THRESHOLD) -> Mask:

@@ -21,7 +21,7 @@ import numpy.typing as npt
 from rva.scenes.background import Image, foreground_mask
 
 #: Bump when the extraction recipe changes, so caches made by older code are not reused.
-CUTOUTS_VERSION = 3
+CUTOUTS_VERSION = 4
 #: Anchor every this many frames (2 s of vtest.avi): one detector pass each, the slow part.
 ANCHOR_EVERY = 20
 #: Follow an anchor person up to this many frames each way.
@@ -158,10 +158,12 @@ def shadow_mask(frame: Image, background: Image) -> npt.NDArray[np.bool_]:
     ratio = (frame.astype(np.float32) + 1.0) / (background.astype(np.float32) + 1.0)
     level = ratio.mean(axis=2)
     tint = np.abs(ratio - level[:, :, None]).max(axis=2)
-    return (level > 0.35) & (level < 0.92) & (tint < 0.08)
+    return np.asarray((level > 0.35) & (level < 0.92) & (tint < 0.08), np.bool_)
 
 
-def silhouette(frame: Image, background: Image, box: Box, reference: Box | None = None) -> tuple[npt.NDArray[np.uint8], Box] | None:
+def silhouette(
+    frame: Image, background: Image, box: Box, reference: Box | None = None
+) -> tuple[npt.NDArray[np.uint8], Box] | None:
     """The foreground component of the person in ``box``, or None when it is not a clean cut-out.
 
     Args:
@@ -186,10 +188,12 @@ def silhouette(frame: Image, background: Image, box: Box, reference: Box | None 
     shade = shadow_mask(frame[ry1 + feet : ry2, rx1:rx2], background[ry1 + feet : ry2, rx1:rx2])
     fg[feet:][shade] = 0
     # A vertical opening drops thin horizontal streaks (vtest.avi's barrier tape moves in the wind).
-    fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, 5)))
+    fg = np.asarray(cv2.morphologyEx(fg, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, 5))), np.uint8)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
     inner = np.zeros_like(fg)
-    inner[int(y1 - ry1 + 0.2 * bh) : int(y2 - ry1 - 0.2 * bh), int(x1 - rx1 + 0.25 * bw) : int(x2 - rx1 - 0.25 * bw)] = 1
+    inner[
+        int(y1 - ry1 + 0.2 * bh) : int(y2 - ry1 - 0.2 * bh), int(x1 - rx1 + 0.25 * bw) : int(x2 - rx1 - 0.25 * bw)
+    ] = 1
     best, best_overlap = 0, 0
     for label in range(1, count):
         overlap = int(np.count_nonzero((labels == label) & (inner == 1)))
@@ -241,7 +245,10 @@ def _follow(
             break
         mask, box = found
         step = ((box[0] + box[2] - prev[0] - prev[2]) / 2.0, box[3] - prev[3])
-        if abs(step[0]) > 0.25 * (anchor[3] - anchor[1]) or abs(step[1]) > 0.12 * (anchor[3] - anchor[1]):
+        h = anchor[3] - anchor[1]
+        # A walker moves smoothly and keeps their height; a jump means a lost head or a merged neighbour.
+        grew = (box[3] - box[1]) - (prev[3] - prev[1])
+        if abs(step[0]) > 0.25 * h or abs(step[1]) > 0.12 * h or abs(grew) > 0.06 * h:
             break
         out.append((i, mask, box))
         prev, velocity = box, step
@@ -256,7 +263,7 @@ def gait_loop(sprites: Sequence[Sprite], min_period: int = 5) -> int:
 
     def shape(s: Sprite) -> npt.NDArray[np.float32]:
         a = (s.rgba[:, :, 3] >= 128).astype(np.float32)
-        return cv2.resize(a, (24, 48), interpolation=cv2.INTER_AREA)
+        return np.asarray(cv2.resize(a, (24, 48), interpolation=cv2.INTER_AREA), np.float32)
 
     first = shape(sprites[0])
     costs = [float(np.abs(shape(sprites[p]) - first).mean()) for p in range(min_period, len(sprites))]
@@ -272,6 +279,24 @@ def cut_sequence(frames: Sequence[Image], background: Image, anchor_index: int, 
     back = _follow(frames, background, anchor_index, sil, -1)[::-1]
     fwd = _follow(frames, background, anchor_index, sil, +1)
     return [make_sprite(frames[i], m, b, i) for i, m, b in [*back, (anchor_index, mask, sil), *fwd]]
+
+
+def appearance(sprite: Sprite) -> npt.NDArray[np.float64]:
+    """Colour signature of a person: hue-saturation-value histograms of torso and legs, unit-normalised.
+
+    ``sqrt(a) @ sqrt(b)`` of two signatures is their Bhattacharyya coefficient: 1 for the same colours.
+    """
+    sil = sprite.rgba[:, :, 3] >= 128
+    rows = np.flatnonzero(sil.any(axis=1))
+    hsv = cv2.cvtColor(np.ascontiguousarray(sprite.rgba[:, :, :3]), cv2.COLOR_BGR2HSV)
+    parts = []
+    for lo, hi in ((0.15, 0.55), (0.55, 0.95)):  # torso, legs
+        part = np.zeros(sil.shape, np.uint8)
+        r0, r1 = (int(rows[0] + f * (rows[-1] - rows[0] + 1)) for f in (lo, hi))
+        part[r0:r1] = sil[r0:r1]
+        hist = cv2.calcHist([hsv], [0, 1, 2], part, [8, 4, 4], [0, 180, 0, 256, 0, 256]).ravel()
+        parts.append(hist / max(float(hist.sum()), 1.0))
+    return np.concatenate(parts) / 2.0
 
 
 def fit_height(sprites: Sequence[Sprite]) -> tuple[float, float]:

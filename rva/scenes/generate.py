@@ -6,19 +6,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from rva.assets import sample_video
 from rva.config import CameraConfig, load_config
-from rva.scenes.background import load_background
+from rva.scenes.background import load_background, read_frames
 from rva.scenes.cutouts import CutoutLibrary
-from rva.scenes.library import load_library
 from rva.scenes.layout import VTEST_LAYOUT, StoreLayout
+from rva.scenes.library import load_library
 from rva.scenes.render import Seen, VideoWriter, render_frames
 from rva.scenes.script import make_script
 from rva.scenes.truth import derive_truth, validate, write_truth
 
-VIDEO_NAME, CONFIG_NAME, TRUTH_NAME = "scene.mp4", "config.yaml", "truth.json"
+VIDEO_NAME, CONFIG_NAME, TRUTH_NAME, PROBE_NAME = "scene.mp4", "config.yaml", "truth.json", "fall_probe.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +49,14 @@ def write_config(camera: CameraConfig, path: Path, store: str) -> None:
 
 
 def generate_scene(
-    seed: int, out: Path, duration_s: float = 120.0, people: int = 12, fps: float = 10.0,
-    library: CutoutLibrary | None = None, layout: StoreLayout = VTEST_LAYOUT, video: bool = True,
+    seed: int,
+    out: Path,
+    duration_s: float = 120.0,
+    people: int = 12,
+    fps: float = 10.0,
+    library: CutoutLibrary | None = None,
+    layout: StoreLayout = VTEST_LAYOUT,
+    video: bool = True,
 ) -> SceneFiles:
     """Generate a scene into ``out``: the H.264 video, the RVA config that reads it, and its ground truth.
 
@@ -86,4 +93,61 @@ def generate_scene(
         frames = [seen for _, seen in render_frames(script, library, background, draw=False)]
     truth = derive_truth(script, frames, camera)
     write_truth(truth, out / TRUTH_NAME)
-    return SceneFiles(video_path if video else None, out / CONFIG_NAME, out / TRUTH_NAME, truth["summary"], validate(truth))
+    return SceneFiles(
+        video_path if video else None, out / CONFIG_NAME, out / TRUTH_NAME, truth["summary"], validate(truth)
+    )
+
+
+def probe_fall(video: Path, truth: dict[str, Any], every: int = 10) -> list[dict[str, Any]]:
+    """Ask the default detector about every ``every``-th frame where someone lies on the floor.
+
+    Whether the model's ``Fall`` class fires on a rotated cut-out is not guaranteed; this records it.
+
+    Args:
+        video: The rendered ``scene.mp4``.
+        truth: Its ground truth.
+        every: Probe one lying frame in this many.
+
+    Returns:
+        One row per probed person-frame: ``frame``, ``id``, ``iou`` of the best-matching detection (0 if
+        none), whether it was ``detected`` (IoU >= 0.3), flagged ``fallen``, and its ``confidence``.
+
+    """
+    from rva.config import OnnxDetectorConfig
+    from rva.detect import create_detector
+
+    lying = {
+        f["frame"]: [p for p in f["people"] if p["pose"] == "lying"] for f in truth["frames"] if f["frame"] % every == 0
+    }
+    lying = {k: v for k, v in lying.items() if v}
+    rows: list[dict[str, Any]] = []
+    if not lying:
+        return rows
+    with create_detector(OnnxDetectorConfig()) as detector:
+        for index, frame in read_frames(video):
+            if index not in lying:
+                continue
+            det = detector.detect([frame])[0]
+            for person in lying[index]:
+                ious = [_iou(person["box"], box) for box in det.xyxy.tolist()]
+                best = int(np.argmax(ious)) if ious else -1
+                hit = best >= 0 and ious[best] >= 0.3
+                rows.append(
+                    {
+                        "frame": index,
+                        "id": person["id"],
+                        "iou": round(ious[best], 3) if best >= 0 else 0.0,
+                        "detected": hit,
+                        "fallen": bool(det.data["fallen"][best]) if hit else False,
+                        "confidence": round(float(det.confidence[best]), 3) if hit else None,
+                    }
+                )
+    return rows
+
+
+def _iou(a: list[float], b: list[float]) -> float:
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0

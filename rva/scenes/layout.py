@@ -95,6 +95,14 @@ class StoreLayout:
         )
 
 
+def stroke(start: Point, end: Point, width: float) -> Polygon:
+    """Return the outline of a straight bar of ``width`` pixels from ``start`` to ``end`` (a thin occluder)."""
+    (x1, y1), (x2, y2) = start, end
+    length = max(float(np.hypot(x2 - x1, y2 - y1)), 1e-9)
+    nx, ny = -(y2 - y1) / length * width / 2.0, (x2 - x1) / length * width / 2.0
+    return ((x1 + nx, y1 + ny), (x2 + nx, y2 + ny), (x2 - nx, y2 - ny), (x1 - nx, y1 - ny))
+
+
 #: The store on vtest.avi (768x576): three aisles, an entrance on the right, a checkout queue that
 #: recedes from the camera (people in it hide each other), a lamp post in the middle.
 VTEST_LAYOUT = StoreLayout(
@@ -106,8 +114,9 @@ VTEST_LAYOUT = StoreLayout(
     ),
     entrance=("entrance", (700.0, 450.0), (700.0, 170.0)),
     queue_name="checkout",
-    queue_polygon=((470.0, 215.0), (515.0, 211.0), (604.0, 368.0), (552.0, 372.0)),
-    service_polygon=((552.0, 372.0), (648.0, 368.0), (656.0, 432.0), (556.0, 436.0)),
+    queue_polygon=((470.0, 215.0), (515.0, 211.0), (604.0, 370.0), (552.0, 370.0)),
+    # The till shares the queue's front edge (y = 370): stepping up never leaves both areas.
+    service_polygon=((540.0, 370.0), (660.0, 370.0), (662.0, 434.0), (545.0, 438.0)),
     queue_slots=((578.0, 352.0), (556.0, 320.0), (534.0, 290.0), (512.0, 262.0), (491.0, 236.0)),
     till=(604.0, 404.0),
     door_band=(800.0, 240.0, 320.0),
@@ -124,11 +133,32 @@ VTEST_LAYOUT = StoreLayout(
     occluders=(
         Occluder(
             "lamp_post",
-            ((398.0, 18.0), (440.0, 18.0), (440.0, 40.0), (437.0, 40.0), (437.0, 202.0), (444.0, 202.0),
-             (444.0, 244.0), (437.0, 244.0), (438.0, 392.0), (428.0, 392.0), (428.0, 244.0), (412.0, 244.0),
-             (412.0, 202.0), (428.0, 202.0), (428.0, 40.0), (398.0, 40.0)),
+            (
+                (398.0, 18.0),
+                (440.0, 18.0),
+                (440.0, 40.0),
+                (437.0, 40.0),
+                (437.0, 202.0),
+                (444.0, 202.0),
+                (444.0, 244.0),
+                (437.0, 244.0),
+                (438.0, 392.0),
+                (428.0, 392.0),
+                (428.0, 244.0),
+                (412.0, 244.0),
+                (412.0, 202.0),
+                (428.0, 202.0),
+                (428.0, 40.0),
+                (398.0, 40.0),
+            ),
             392.0,
         ),
+        # The tripod on the lawn: its head and three legs, standing around y = 467.
+        Occluder("tripod_head", ((502.0, 337.0), (512.0, 337.0), (512.0, 360.0), (502.0, 360.0)), 467.0),
+        Occluder("tripod_column", stroke((505.5, 358.0), (504.0, 388.0), 4.0), 467.0),
+        Occluder("tripod_leg_left", stroke((503.0, 380.0), (460.5, 469.0), 4.5), 467.0),
+        Occluder("tripod_leg_middle", stroke((505.5, 385.0), (508.0, 456.0), 4.0), 467.0),
+        Occluder("tripod_leg_right", stroke((507.0, 385.0), (522.5, 479.0), 4.5), 467.0),
     ),
 )
 
@@ -165,7 +195,7 @@ class Ground:
             raise ValueError(f"y={y:g} is above the horizon of the height fit {self.a:g} * y + {self.b:g}")
         return (x - self.cx) * PERSON_HEIGHT_M / h, self.focal * PERSON_HEIGHT_M / h
 
-    def to_image(self, X: float, Z: float) -> tuple[float, float]:  # noqa: N803 - floor coordinates
+    def to_image(self, X: float, Z: float) -> tuple[float, float]:
         """Map floor metres ``(X, Z)`` to an image foot point."""
         h = self.focal * PERSON_HEIGHT_M / Z
         return self.cx + X * h / PERSON_HEIGHT_M, (h - self.b) / self.a

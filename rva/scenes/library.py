@@ -57,7 +57,9 @@ def detect_anchors(video: Path, detect: DetectFn, every: int = ANCHOR_EVERY) -> 
     return {index: detect([frame])[0] for index, frame in read_frames(video, every)}
 
 
-def cut_anchors(video: Path, background: Image, anchors: Anchors, window: int = WINDOW) -> list[tuple[int, list[Sprite]]]:
+def cut_anchors(
+    video: Path, background: Image, anchors: Anchors, window: int = WINDOW
+) -> list[tuple[int, list[Sprite]]]:
     """Cut out the isolated standing people of each anchor frame, followed ``window`` frames each way."""
     out: list[tuple[int, list[Sprite]]] = []
     buffer: deque[tuple[int, Image]] = deque(maxlen=2 * window + 1)
@@ -84,7 +86,11 @@ def cut_anchors(video: Path, background: Image, anchors: Anchors, window: int = 
 
 def save_anchors(anchors: Anchors, path: Path) -> None:
     """Write anchor detections to an ``.npz`` (rows: frame, x1, y1, x2, y2, lying)."""
-    rows = [[f, *box, float(ly)] for f, (boxes, lying) in sorted(anchors.items()) for box, ly in zip(boxes.tolist(), lying.tolist(), strict=True)]
+    rows = [
+        [f, *box, float(ly)]
+        for f, (boxes, lying) in sorted(anchors.items())
+        for box, ly in zip(boxes.tolist(), lying.tolist(), strict=True)
+    ]
     frames = np.array(sorted(anchors), np.int64)
     _atomic_savez(path, version=np.array(DETECT_VERSION), frames=frames, rows=np.array(rows, np.float64).reshape(-1, 6))
 
@@ -102,7 +108,10 @@ def read_anchors(path: Path) -> Anchors:
 
 def save_library(library: CutoutLibrary, path: Path) -> None:
     """Write a library to one ``.npz`` (pixels concatenated, tables of offsets and geometry; no pickle)."""
-    rows, seq_rows, chunks, offset = [], [], [], 0
+    rows: list[list[float]] = []
+    seq_rows: list[list[float]] = []
+    chunks: list[npt.NDArray[np.uint8]] = []
+    offset = 0
     for k, seq in enumerate(library.sequences):
         seq_rows.append([seq.person, len(rows), len(seq.sprites), seq.loop, *seq.step])
         for sp in seq.sprites:

@@ -23,7 +23,8 @@ import numpy.typing as npt
 from rva.scenes.background import Image
 from rva.scenes.cutouts import CutoutLibrary
 from rva.scenes.layout import Ground, Occluder
-from rva.scenes.script import PersonState, Pose, Script
+from rva.scenes.script import Script
+from rva.scenes.simulate import PersonState, Pose
 
 Box = tuple[float, float, float, float]
 #: A lying person is seen from above at a slant: their thickness on screen shrinks by this much.
@@ -86,17 +87,19 @@ def place(state: PersonState, library: CutoutLibrary, ground: Ground) -> Placed:
         # Head first, in the direction they were walking (the source's, mirrored when flipped).
         rgba = cv2.rotate(rgba, cv2.ROTATE_90_COUNTERCLOCKWISE if state.flip else cv2.ROTATE_90_CLOCKWISE)
         rgba = cv2.resize(rgba, (rgba.shape[1], max(1, round(rgba.shape[0] * LYING_SQUASH))))
-    rgba = np.ascontiguousarray(rgba)
-    sil = rgba[:, :, 3] >= 128
+    out: Image = np.ascontiguousarray(rgba, np.uint8)
+    sil = out[:, :, 3] >= 128
     rows, cols = np.flatnonzero(sil.any(axis=1)), np.flatnonzero(sil.any(axis=0))
     if rows.size == 0:
-        return Placed(state, rgba, -10**6, -10**6, sil)
+        return Placed(state, out, -(10**6), -(10**6), sil)
     x0 = round(state.x - (cols[0] + cols[-1] + 1) / 2.0)
     y0 = round(state.y - (rows[-1] + 1))
-    return Placed(state, rgba, int(x0), int(y0), sil)
+    return Placed(state, out, int(x0), int(y0), sil)
 
 
-def occluder_masks(occluders: Sequence[Occluder], frame_hw: tuple[int, int]) -> list[tuple[npt.NDArray[np.bool_], float]]:
+def occluder_masks(
+    occluders: Sequence[Occluder], frame_hw: tuple[int, int]
+) -> list[tuple[npt.NDArray[np.bool_], float]]:
     """Rasterise static occluders to frame-sized masks, with the floor row they stand on."""
     out = []
     for occ in occluders:
@@ -230,5 +233,7 @@ class VideoWriter:
     def __enter__(self) -> VideoWriter:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()

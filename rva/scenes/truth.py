@@ -20,12 +20,22 @@ Conventions (identical to :mod:`rva.analytics`):
 
 Occluded people are still on screen: ground truth knows where they are. The derivation is written
 independently of the analytics cores (sharing only the geometry primitives) so it can judge them.
+
+``truth.json`` (keys sorted): ``version``, ``seed``, ``fps``, ``frame_count``, ``frame_size``, ``camera``;
+``geometry`` (the config's zones, lines, queues); ``people`` (id, role, plan, spawn, source cut-out, first
+and last frame on screen, ``lying`` intervals, the simulation's queue ``log``); ``frames`` (per frame
+``frame``, ``ts`` and ``people``: ``id``, ``box``, ``foot``, ``visible_box``, ``occlusion`` (hidden fraction of
+the on-screen silhouette), ``truncation`` (fraction off screen), ``pose``); ``zone_visits`` (``zone``, ``id``,
+``enter_ts``, ``exit_ts``, ``last_inside_ts``, ``dwell_s``); ``line_crossings`` (``line``, ``id``,
+``direction``, ``ts``, ``frame`` of the first observation on the new side); ``queue`` (``queue``, ``id``,
+``join_ts``, ``outcome`` served/abandoned/waiting, ``served_ts``, ``abandon_ts``, ``wait_s``); ``summary``.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +44,8 @@ import numpy as np
 from rva.analytics.geometry import points_in_polygon, segment_crossings, side_of_line
 from rva.config import CameraConfig
 from rva.scenes.render import Seen
-from rva.scenes.script import Pose, Script
+from rva.scenes.script import Script
+from rva.scenes.simulate import Pose
 
 TRUTH_VERSION = 1
 _EPS = 1e-9
@@ -85,20 +96,31 @@ def _stays(st: np.ndarray, fps: float, enter_s: float, exit_s: float) -> list[tu
     return out
 
 
-def zone_visits(tracks: dict[int, tuple[np.ndarray, np.ndarray]], n: int, fps: float, camera: CameraConfig) -> list[dict[str, Any]]:
+def zone_visits(
+    tracks: dict[int, tuple[np.ndarray, np.ndarray]], n: int, fps: float, camera: CameraConfig
+) -> list[dict[str, Any]]:
     """Zone visits of every person, by zone, then person, then time."""
     visits = []
     for zone in camera.zones:
         for pid, (idx, feet) in tracks.items():
             st = _status(n, idx, points_in_polygon(feet, zone.polygon))
             for first, last, is_open in _stays(st, fps, zone.enter_inertia_s, zone.exit_inertia_s):
-                visits.append({"zone": zone.name, "id": pid, "enter_ts": _r(first),
-                               "exit_ts": None if is_open else _r(last), "last_inside_ts": _r(last),
-                               "dwell_s": _r(last - first)})
+                visits.append(
+                    {
+                        "zone": zone.name,
+                        "id": pid,
+                        "enter_ts": _r(first),
+                        "exit_ts": None if is_open else _r(last),
+                        "last_inside_ts": _r(last),
+                        "dwell_s": _r(last - first),
+                    }
+                )
     return visits
 
 
-def line_crossings(tracks: dict[int, tuple[np.ndarray, np.ndarray]], fps: float, camera: CameraConfig) -> list[dict[str, Any]]:
+def line_crossings(
+    tracks: dict[int, tuple[np.ndarray, np.ndarray]], fps: float, camera: CameraConfig
+) -> list[dict[str, Any]]:
     """Counted line crossings of every person, in time order."""
     out = []
     for line in camera.lines:
@@ -114,17 +136,30 @@ def line_crossings(tracks: dict[int, tuple[np.ndarray, np.ndarray]], fps: float,
                 k, kp = keep[j], keep[j - 1]
                 side, ts, ts_prev = sides[k], idx[k] / fps, idx[kp] / fps
                 if crossed[j - 1]:
-                    pending = None if side == committed else (side, ts_prev + float(frac[j - 1]) * (ts - ts_prev), int(idx[k]))
+                    pending = (
+                        None
+                        if side == committed
+                        else (side, ts_prev + float(frac[j - 1]) * (ts - ts_prev), int(idx[k]))
+                    )
                 elif side != sides[kp]:  # around an end of the segment
                     pending, committed = (None, committed) if side == committed else (pending, side)
                 if pending and pending[0] == side and ts - pending[1] >= line.min_side_s - _EPS:
-                    out.append({"line": line.name, "id": pid, "direction": "in" if side < 0 else "out",
-                                "ts": _r(pending[1]), "frame": pending[2]})
+                    out.append(
+                        {
+                            "line": line.name,
+                            "id": pid,
+                            "direction": "in" if side < 0 else "out",
+                            "ts": _r(pending[1]),
+                            "frame": pending[2],
+                        }
+                    )
                     committed, pending = side, None
     return sorted(out, key=lambda c: (c["ts"], c["id"]))
 
 
-def queue_records(tracks: dict[int, tuple[np.ndarray, np.ndarray]], n: int, fps: float, camera: CameraConfig) -> list[dict[str, Any]]:
+def queue_records(
+    tracks: dict[int, tuple[np.ndarray, np.ndarray]], n: int, fps: float, camera: CameraConfig
+) -> list[dict[str, Any]]:
     """Queue joins with their outcome (served, abandoned, waiting), by queue, person, time."""
     out: list[dict[str, Any]] = []
     for q in camera.queues:
@@ -157,8 +192,15 @@ def queue_records(tracks: dict[int, tuple[np.ndarray, np.ndarray]], n: int, fps:
 
 
 def _queue_rec(queue: str, pid: int, join: float, outcome: str, ts: float) -> dict[str, Any]:
-    rec: dict[str, Any] = {"queue": queue, "id": pid, "join_ts": _r(join), "outcome": outcome,
-                           "served_ts": None, "abandon_ts": None, "wait_s": _r(ts - join)}
+    rec: dict[str, Any] = {
+        "queue": queue,
+        "id": pid,
+        "join_ts": _r(join),
+        "outcome": outcome,
+        "served_ts": None,
+        "abandon_ts": None,
+        "wait_s": _r(ts - join),
+    }
     if outcome == "served":
         rec["served_ts"] = _r(ts)
     elif outcome == "abandoned":
@@ -176,31 +218,62 @@ def derive_truth(script: Script, frames: Sequence[Sequence[Seen]], camera: Camer
     for m in script.cast:
         idx = tracks.get(m.id, (np.zeros(0, np.int64), None))[0]
         lying = [i for i, seen in enumerate(frames) for s in seen if s.person == m.id and s.pose is Pose.LYING]
-        people.append({
-            "id": m.id, "role": str(m.role), "plan": list(m.plan), "spawn_s": _r(m.spawn_s),
-            "source_person": m.source_person, "sprite_sequence": m.sequence,
-            "height_factor": _r(m.height_factor), "speed_mps": _r(m.speed_mps),
-            "first_frame": int(idx[0]) if idx.size else None, "last_frame": int(idx[-1]) if idx.size else None,
-            "frames_seen": int(idx.size),
-            "lying": [[_r(lying[0] / fps), _r(lying[-1] / fps)]] if lying else [],
-        })
+        people.append(
+            {
+                "id": m.id,
+                "role": str(m.role),
+                "plan": list(m.plan),
+                "spawn_s": _r(m.spawn_s),
+                "source_person": m.source_person,
+                "sprite_sequence": m.sequence,
+                "height_factor": _r(m.height_factor),
+                "speed_mps": _r(m.speed_mps),
+                "first_frame": int(idx[0]) if idx.size else None,
+                "last_frame": int(idx[-1]) if idx.size else None,
+                "frames_seen": int(idx.size),
+                "lying": [[_r(lying[0] / fps), _r(lying[-1] / fps)]] if lying else [],
+                "log": [[t, what] for t, pid, what in script.log if pid == m.id],
+            }
+        )
     truth: dict[str, Any] = {
-        "version": TRUTH_VERSION, "seed": script.seed, "fps": fps, "frame_count": n,
-        "frame_size": list(script.layout.frame_size), "camera": camera.id,
+        "version": TRUTH_VERSION,
+        "seed": script.seed,
+        "fps": fps,
+        "frame_count": n,
+        "frame_size": list(script.layout.frame_size),
+        "camera": camera.id,
         "geometry": {
             "zones": {z.name: [list(p) for p in z.polygon] for z in camera.zones},
-            "lines": {ln.name: {"start": list(ln.start), "end": list(ln.end), "min_side_s": ln.min_side_s}
-                      for ln in camera.lines},
-            "queues": {q.name: {"queue_polygon": [list(p) for p in q.queue_polygon],
-                                "service_polygon": [list(p) for p in q.service_polygon]} for q in camera.queues},
+            "lines": {
+                ln.name: {"start": list(ln.start), "end": list(ln.end), "min_side_s": ln.min_side_s}
+                for ln in camera.lines
+            },
+            "queues": {
+                q.name: {
+                    "queue_polygon": [list(p) for p in q.queue_polygon],
+                    "service_polygon": [list(p) for p in q.service_polygon],
+                }
+                for q in camera.queues
+            },
         },
         "people": people,
         "frames": [
-            {"frame": i, "ts": _r(i / fps), "people": [
-                {"id": s.person, "box": list(s.box), "foot": [(s.box[0] + s.box[2]) / 2.0, s.box[3]],
-                 "visible_box": list(s.visible_box) if s.visible_box else None,
-                 "occlusion": round(s.occlusion, 4), "truncation": round(s.truncation, 4), "pose": str(s.pose)}
-                for s in seen]}
+            {
+                "frame": i,
+                "ts": _r(i / fps),
+                "people": [
+                    {
+                        "id": s.person,
+                        "box": list(s.box),
+                        "foot": [(s.box[0] + s.box[2]) / 2.0, s.box[3]],
+                        "visible_box": list(s.visible_box) if s.visible_box else None,
+                        "occlusion": round(s.occlusion, 4),
+                        "truncation": round(s.truncation, 4),
+                        "pose": str(s.pose),
+                    }
+                    for s in seen
+                ],
+            }
             for i, seen in enumerate(frames)
         ],
         "zone_visits": zone_visits(tracks, n, fps, camera),
@@ -297,12 +370,14 @@ def validate(truth: dict[str, Any]) -> list[str]:
             problems.append(f"{where}: exit {end} before enter")
         if abs(v["dwell_s"] - (end - v["enter_ts"])) > _TOL:
             problems.append(f"{where}: dwell {v['dwell_s']} != exit - enter = {end - v['enter_ts']:g}")
-        if not (inside(v["id"], v["enter_ts"], geo["zones"][v["zone"]]) and inside(v["id"], end, geo["zones"][v["zone"]])):
+        if not (
+            inside(v["id"], v["enter_ts"], geo["zones"][v["zone"]]) and inside(v["id"], end, geo["zones"][v["zone"]])
+        ):
             problems.append(f"{where}: foot not inside the zone at enter or exit")
         spans.setdefault((v["zone"], v["id"]), []).append((v["enter_ts"], end))
     for key, ss in spans.items():
         ss.sort()
-        if any(b[0] <= a[1] for a, b in zip(ss, ss[1:])):
+        if any(b[0] <= a[1] for a, b in pairwise(ss)):
             problems.append(f"visits {key}: overlapping visits {ss}")
     problems += _check_crossings(truth, feet, fps)
     problems += _check_queue(truth, inside)

@@ -23,7 +23,7 @@ variance of each of the four coordinates.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -44,7 +44,7 @@ PVV = slice(16, 20)
 SIZE_VEL = slice(6, 8)
 
 #: For each of (cx, cy, w, h), the box dimension its noise scales with (w, h, w, h).
-_SIZE_OF = (2, 3, 2, 3)
+_SIZE_OF = np.array([2, 3, 2, 3])
 _MIN_SIZE = 1.0  # px; keeps noise and boxes positive when a coasting box would shrink to nothing
 
 
@@ -74,6 +74,12 @@ class BoxKalmanFilter:
     std_weight_position: float = 1.0 / 20.0
     std_weight_velocity: float = 1.0 / 160.0
     reference_fps: float = REFERENCE_FPS
+    _noise_rates: npt.NDArray[np.float64] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Process variance per reference frame per squared pixel of box size: position, velocity.
+        rates = [self.std_weight_position**2, (self.std_weight_velocity * self.reference_fps) ** 2]
+        object.__setattr__(self, "_noise_rates", np.array(rates).reshape(2, 1, 1))
 
     def initiate(self, xywh: npt.ArrayLike) -> StateArray:
         """Start filters at rest from first measurements, with ByteTrack's initial uncertainty.
@@ -88,7 +94,7 @@ class BoxKalmanFilter:
         z = np.asarray(xywh, np.float64).reshape(-1, 4).T
         state = np.zeros((STATE_ROWS, z.shape[1]), np.float64)
         state[POS] = z
-        size = np.maximum(z[_SIZE_OF, :], _MIN_SIZE)
+        size = np.maximum(z[_SIZE_OF], _MIN_SIZE)
         state[PXX] = (2.0 * self.std_weight_position * size) ** 2
         state[PVV] = (10.0 * self.std_weight_velocity * self.reference_fps * size) ** 2
         return state
@@ -101,22 +107,18 @@ class BoxKalmanFilter:
             dt: Seconds since the last predict; ``0`` leaves the state unchanged.
 
         """
-        if dt <= 0.0 or state.shape[1] == 0:
+        n = state.shape[1]
+        if dt <= 0.0 or n == 0:
             return
-        size = state[_SIZE_OF, :]  # a copy (fancy index)
+        size = state[_SIZE_OF]  # (a copy) noise variances scale with the squared box size, as it was
         np.maximum(size, _MIN_SIZE, out=size)
-        size *= size  # squared box size: the noise variances scale with it
-        steps = dt * self.reference_fps  # reference frames elapsed
-        pxv = state[PXV]
-        pvv = state[PVV]
-        state[POS] += dt * state[VEL]
-        # P' = F P F^T + Q per 2x2 block; Pxx first, while Pxv and Pvv still hold the old values.
-        pxx = state[PXX]
-        pxx += dt * (2.0 * pxv + dt * pvv)
-        pxx += (self.std_weight_position**2 * steps) * size
-        pxv += dt * pvv
-        size *= (self.std_weight_velocity * self.reference_fps) ** 2 * steps
-        pvv += size
+        size *= size
+        # The 5 row blocks x, v, Pxx, Pxv, Pvv, each (4, n); strided views pair them up.
+        block = state.reshape(5, 4, n)
+        block[0:4:2] += dt * block[1:4:2]  # x += dt v;  Pxx += dt Pxv
+        block[3] += dt * block[4]  # Pxv += dt Pvv
+        block[2] += dt * block[3]  # Pxx += dt Pxv': in all, Pxx + 2 dt Pxv + dt^2 Pvv
+        block[2:5:2] += (self._noise_rates * (dt * self.reference_fps)) * size  # Pxx += Qx, Pvv += Qv
 
     def update(self, state: StateArray, tracks: npt.NDArray[np.intp], xywh: npt.ArrayLike) -> None:
         """Correct the columns ``tracks`` of ``state`` with measured boxes, in place.
@@ -131,17 +133,18 @@ class BoxKalmanFilter:
         if k == 0:
             return
         s = state[:, tracks]
-        innovation = np.maximum(s[_SIZE_OF, :], _MIN_SIZE)
-        innovation *= self.std_weight_position
-        innovation *= innovation  # measurement noise variance R
-        innovation += s[PXX]
-        # Gains of position and velocity, as one (2, 4, k) array: [Pxx; Pxv] / (Pxx + R).
-        gains = s[PXX.start:PXV.stop].reshape(2, 4, k) / innovation
-        residual = np.asarray(xywh, np.float64).T - s[POS]
-        s[POS.start:VEL.stop].reshape(2, 4, k)[...] += gains * residual
+        block = s.reshape(5, 4, k)
+        innovation = s[_SIZE_OF]
+        np.maximum(innovation, _MIN_SIZE, out=innovation)
+        innovation *= innovation
+        innovation *= self.std_weight_position**2  # measurement noise R
+        innovation += block[2]  # Pxx + R
+        gain = block[2:4] / innovation  # position and velocity gains Kx, Kv: [Pxx; Pxv] / (Pxx + R)
+        residual = np.asarray(xywh, np.float64).T - block[0]
+        block[0:2] += gain * residual
         # P' = (I - K H) P per block: Pvv -= Kv Pxv first, then [Pxx; Pxv] *= 1 - Kx.
-        s[PVV] -= gains[1] * s[PXV]
-        s[PXX.start:PXV.stop].reshape(2, 4, k)[...] *= 1.0 - gains[0]
+        block[4] -= gain[1] * block[3]
+        block[2:4] *= 1.0 - gain[0]
         state[:, tracks] = s
 
     @staticmethod

@@ -27,21 +27,41 @@ def iou_matrix(a: npt.ArrayLike, b: npt.ArrayLike) -> FloatMatrix:
     b = np.asarray(b, np.float64).reshape(-1, 4)
     if a.shape[0] == 0 or b.shape[0] == 0:
         return np.zeros((a.shape[0], b.shape[0]), np.float64)
-    # Outer products of the corner rows: a dozen NumPy calls whatever the sizes.
     ax1, ay1, ax2, ay2 = a.T
     bx1, by1, bx2, by2 = b.T
-    inter = np.minimum.outer(ax2, bx2)
-    inter -= np.maximum.outer(ax1, bx1)
-    np.maximum(inter, 0.0, out=inter)
-    ih = np.minimum.outer(ay2, by2)
-    ih -= np.maximum.outer(ay1, by1)
-    np.maximum(ih, 0.0, out=ih)
-    inter *= ih
     area_a = np.maximum(ax2 - ax1, 0.0) * np.maximum(ay2 - ay1, 0.0)
     area_b = np.maximum(bx2 - bx1, 0.0) * np.maximum(by2 - by1, 0.0)
+    with np.errstate(invalid="ignore"):  # 0 / 0 where both boxes are empty: IoU 0
+        return np.nan_to_num(iou_of_corners(a.T, area_a, b.T, area_b), copy=False)
+
+
+def iou_of_corners(
+    a: FloatMatrix, area_a: npt.NDArray[np.float64], b: FloatMatrix, area_b: npt.NDArray[np.float64]
+) -> FloatMatrix:
+    """:func:`iou_matrix` for boxes given as corner rows with their areas (the tracker's hot path).
+
+    Args:
+        a: ``(4, n)`` rows ``x1, y1, x2, y2``.
+        area_a: ``(n,)`` areas of ``a``, ``> 0`` (else a pair of empty boxes divides by zero).
+        b: ``(4, m)`` rows ``x1, y1, x2, y2``.
+        area_b: ``(m,)`` areas of ``b``, ``>= 0``.
+
+    Returns:
+        ``(n, m)`` IoU.
+
+    """
+    # Outer products of corner rows: a dozen NumPy calls whatever the sizes.
+    inter: FloatMatrix = np.minimum.outer(a[2], b[2])
+    inter -= np.maximum.outer(a[0], b[0])
+    np.maximum(inter, 0.0, out=inter)
+    ih = np.minimum.outer(a[3], b[3])
+    ih -= np.maximum.outer(a[1], b[1])
+    np.maximum(ih, 0.0, out=ih)
+    inter *= ih
     union = np.add.outer(area_a, area_b)
     union -= inter
-    return np.divide(inter, union, out=inter, where=union > 0.0)
+    inter /= union
+    return inter
 
 
 def assign(cost: FloatMatrix, valid: npt.NDArray[np.bool_]) -> tuple[IndexArray, IndexArray]:

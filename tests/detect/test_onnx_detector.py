@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import av
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
 
 from rva.config import OnnxDetectorConfig
 from rva.core.detections import Detections
 from rva.detect import Detector, create_detector
 from rva.detect.onnx_detector import OnnxDetector
 from rva.errors import ModelError
+
+TinyModel = Callable[..., Path]  # the make_tiny_model fixture (tests/detect/conftest.py)
 
 # People counted by eye on three vtest.avi frames (saved with boxes and looked at): a point on
 # each clearly visible person's torso, in frame pixels. Every frame also shows a yellow jacket
@@ -40,9 +41,16 @@ def frames(vtest_path: Path) -> dict[int, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def detector() -> Detector:
+def detector(vtest_path: Path) -> Iterator[Detector]:
+    # vtest_path first: it points calibration (first use of the int8 default) at the local clip.
     with create_detector(OnnxDetectorConfig()) as det:
         yield det
+
+
+def best_iou(box: np.ndarray, boxes: np.ndarray) -> float:
+    inter = np.prod(np.clip(np.minimum(box[2:], boxes[:, 2:]) - np.maximum(box[:2], boxes[:, :2]), 0, None), axis=1)
+    union = np.prod(box[2:] - box[:2]) + np.prod(boxes[:, 2:] - boxes[:, :2], axis=1) - inter
+    return float((inter / union).max(initial=0.0))
 
 
 def covers(det: Detections, point: tuple[float, float]) -> bool:
@@ -95,8 +103,10 @@ def test_any_frame_size(detector: Detector, frames: dict[int, np.ndarray]) -> No
     big = cv2.resize(frame, (1536, 1152))
     portrait = np.ascontiguousarray(frame[:, 200:600])
     (d_frame,), (d_big,), (d_portrait,) = (detector.detect([f]) for f in (frame, big, portrait))
-    assert len(d_big) == len(d_frame)
-    np.testing.assert_allclose(d_big.xyxy / 2, d_frame.xyxy, atol=4)  # boxes in the big frame's pixels
+    # Boxes come back in the big frame's pixels: halved, they land on the original frame's boxes.
+    assert abs(len(d_big) - len(d_frame)) <= 1
+    confident = d_frame[d_frame.confidence >= 0.4]
+    assert all(best_iou(box, d_big.xyxy / 2) > 0.8 for box in confident.xyxy)
     assert (d_portrait.xyxy[:, [0, 2]] <= 400).all()
 
 
@@ -118,38 +128,12 @@ def test_not_an_onnx_file(tmp_path: Path) -> None:
         create_detector(OnnxDetectorConfig(model=str(bogus)))
 
 
-# --- a tiny real ONNX model with a dynamic batch ------------------------------------------------
+# --- a tiny real ONNX model ----------------------------------------------------------------------
 
 
-def tiny_model(path: Path, names: str, box: tuple[float, ...], scores: tuple[float, ...]) -> Path:
-    """A "detector" of any input size whose every anchor outputs the same box and scores."""
-    bias = np.array([*box, *scores], np.float32)
-    channels = bias.size
-    graph = helper.make_graph(
-        [
-            helper.make_node("Conv", ["images", "w", "b"], ["grid"], kernel_shape=[8, 8], strides=[8, 8]),
-            helper.make_node("Reshape", ["grid", "shape"], ["output0"]),
-        ],
-        "tiny",
-        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, "height", "width"])],
-        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, ["batch", channels, "anchors"])],
-        [
-            numpy_helper.from_array(np.zeros((channels, 3, 8, 8), np.float32), "w"),
-            numpy_helper.from_array(bias, "b"),
-            numpy_helper.from_array(np.array([0, channels, -1], np.int64), "shape"),
-        ],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    helper.set_model_props(model, {"names": names})
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
-
-
-def test_dynamic_batch_and_size_model(tmp_path: Path) -> None:
-    path = tiny_model(tmp_path / "tiny.onnx", "{0: 'person'}", (32, 64, 16, 32), (0.9,))
-    det = create_detector(OnnxDetectorConfig(model=str(path), input_size=160))
+def test_dynamic_batch_and_size_model(make_tiny_model: TinyModel) -> None:
+    path = make_tiny_model("{0: 'person'}", (32, 64, 16, 32), (0.9,))
+    det = create_detector(OnnxDetectorConfig(model=str(path), input_size=160, input_shape=None, quantized=False))
     assert isinstance(det, OnnxDetector)
     assert det.input_hw == (160, 160) and not det._batch_one  # dynamic model: sized by the config
     first, second = det.detect([np.zeros((320, 320, 3), np.uint8), np.zeros((80, 160, 3), np.uint8)])
@@ -158,7 +142,21 @@ def test_dynamic_batch_and_size_model(tmp_path: Path) -> None:
     assert first.flag("fallen").tolist() == [False]
 
 
-def test_tiny_model_without_mapped_classes(tmp_path: Path) -> None:
-    path = tiny_model(tmp_path / "cars.onnx", "{0: 'car', 1: 'bus'}", (32, 32, 16, 32), (0.9, 0.1))
+def test_static_batch_one_model_loops(make_tiny_model: TinyModel) -> None:
+    path = make_tiny_model("{0: 'Normal', 1: 'Fall'}", (32, 64, 16, 32), (0.1, 0.8), static_hw=(160, 160))
+    det = create_detector(OnnxDetectorConfig(model=str(path), input_size=160, input_shape=None, quantized=False))
+    assert isinstance(det, OnnxDetector) and det._batch_one
+    results = det.detect([np.zeros((320, 320, 3), np.uint8)] * 3)
+    assert [d.flag("fallen").tolist() for d in results] == [[True]] * 3
+
+
+def test_model_without_mapped_classes_tiny(make_tiny_model: TinyModel) -> None:
+    path = make_tiny_model("{0: 'car', 1: 'bus'}", (32, 32, 16, 32), (0.9, 0.1))
     with pytest.raises(ModelError, match=r"none of the model's classes \['bus', 'car'\]"):
-        create_detector(OnnxDetectorConfig(model=str(path)))
+        create_detector(OnnxDetectorConfig(model=str(path), quantized=False))
+
+
+def test_static_model_of_another_size_that_cannot_be_retargeted(make_tiny_model: TinyModel) -> None:
+    path = make_tiny_model("{0: 'person'}", (32, 32, 16, 32), (0.9,), static_hw=(160, 160))
+    with pytest.raises(ModelError, match=r"static 160x160 input but the config asks for 640x480.*input_shape"):
+        create_detector(OnnxDetectorConfig(model=str(path), input_shape=(640, 480), quantized=False))

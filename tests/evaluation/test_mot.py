@@ -159,5 +159,5 @@ def test_rva_bytetrack_end_to_end(campus: MotSequence) -> None:
     assert run.fps > 50
 
 
-#: Measured HOTA of the default TrackerConfig at low noise, seed 0, minus a margin.
-HOTA_FLOOR_LOW = 0.45
+#: The default TrackerConfig scored HOTA 0.632 here (TUD-Campus, low noise, seed 0); margin for tuning.
+HOTA_FLOOR_LOW = 0.55
