@@ -40,6 +40,10 @@ _DERIVE_VERSION = 2
 CALIBRATION_FRAMES = tuple(range(7, 795, 25))
 
 
+class RetargetError(ModelError):
+    """A static model's graph cannot be re-targeted to another input size."""
+
+
 @dataclass(frozen=True, slots=True)
 class Variant:
     """How a derived model differs from its source.
@@ -113,11 +117,10 @@ def resolve_model(cfg: OnnxDetectorConfig) -> Path:
     )
     try:
         return derive(source, variant)
-    except ModelError as err:
-        if variant.input_hw is None or have is None or variant.quantization:
-            raise
+    except RetargetError as err:
+        size = f"{have[1]}x{have[0]}" if have else "dynamic"
         raise ModelError(
-            f"{source} has a static {have[1]}x{have[0]} input but the config asks for {want[1]}x{want[0]} "
+            f"{source} has a static {size} input but the config asks for {want[1]}x{want[0]} "
             f"and the graph cannot be re-targeted ({err}); set detector.input_size/input_shape to the "
             "model's size, or export it with dynamic=True"
         ) from err
@@ -194,7 +197,7 @@ def reshape_input(model: onnx.ModelProto, input_hw: tuple[int, int]) -> onnx.Mod
     model exported with a dynamic size computes its grid at run time: only its input is fixed.
 
     Raises:
-        ModelError: the graph is not a recognisable static YOLOv8/11 head, or a size is not a
+        RetargetError: the graph is not a recognisable static YOLOv8/11 head, or a size is not a
             multiple of the largest stride.
 
     """
@@ -211,7 +214,7 @@ def reshape_input(model: onnx.ModelProto, input_hw: tuple[int, int]) -> onnx.Mod
     arrays = {name: numpy_helper.to_array(t) for name, t in inits.items()}
     stride_names = [n for n, a in arrays.items() if a.ndim == 2 and a.shape[0] == 1 and a.shape[1] > 100]
     if len(stride_names) != 1:
-        raise ModelError(
+        raise RetargetError(
             f"reshape_input: expected one (1, anchors) stride constant, found {len(stride_names)}"
         )
     old_strides = arrays[stride_names[0]][0]
@@ -225,10 +228,10 @@ def reshape_input(model: onnx.ModelProto, input_hw: tuple[int, int]) -> onnx.Mod
         or not anchor_names
         or any(not np.array_equal(arrays[n][0], ref_points) for n in anchor_names)
     ):
-        raise ModelError("reshape_input: the anchor constants do not match an Ultralytics YOLO head")
+        raise RetargetError("reshape_input: the anchor constants do not match an Ultralytics YOLO head")
     top = max(strides)
     if input_hw[0] % top or input_hw[1] % top:
-        raise ModelError(f"reshape_input: input {input_hw} must be a multiple of the largest stride {top}")
+        raise RetargetError(f"reshape_input: input {input_hw} must be a multiple of the largest stride {top}")
     points, new_strides = _anchor_grid(input_hw, strides)
     n_new = new_strides.size
 

@@ -14,12 +14,14 @@ TinyModel = Callable[..., Path]
 
 
 @pytest.fixture
-def make_tiny_model(tmp_path: Path) -> TinyModel:
+def make_tiny_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TinyModel:
     """``make_tiny_model(names, box, scores, static_hw=None) -> path``.
 
     A one-convolution "detector" (stride 8) whose every anchor outputs the same ``box`` (cx, cy, w,
     h in input pixels) and class ``scores``; dynamic batch and size unless ``static_hw`` is given.
+    Copies derived from it go to a private cache, not the user's.
     """
+    monkeypatch.setenv("RVA_CACHE", str(tmp_path / "cache"))
 
     def make(
         names: str, box: tuple[float, ...], scores: tuple[float, ...], static_hw: tuple[int, int] | None = None
