@@ -7,11 +7,12 @@ IDF1, ID switches). ``fps`` counts the update calls alone, on a shared 2-core bo
 Fair settings: every tracker runs at the sequences' 25 fps (Roboflow's ``frame_rate=25``) and was
 tuned the same way, by a small grid (:data:`GRIDS`) on TUD-Campus only, with seeds the evaluation
 never uses (:data:`TUNE_SEEDS`), picking the best mean HOTA over the three noise levels. The winners
-are frozen in :data:`SETTINGS`; ``--tune`` reruns the search and prints them.
+are frozen in :data:`SETTINGS`; ``--tune`` reruns the search and prints them. ``rva ByteTrack
+(defaults)`` is RVA's tracker with the shipped :class:`~rva.config.TrackerConfig`, untuned.
 
 Usage::
 
-    python bench/tracking_accuracy.py [--levels low medium high] [--seed 0] [--repeats 3] [--json out.json]
+    python bench/tracking_accuracy.py [--levels low medium high] [--seed 0] [--repeats 5] [--json out.json]
     python bench/tracking_accuracy.py --tune
 """
 
@@ -33,7 +34,7 @@ from trackers import ByteTrackTracker, OCSORTTracker, SORTTracker
 
 from rva.config import TrackerConfig
 from rva.core.detections import Detections
-from rva.evaluation.mot import (
+from rva.evaluation import (
     NOISE_LEVELS,
     TUD_SEQUENCES,
     MotSequence,
@@ -95,6 +96,7 @@ def rf_sort(**kw: Any) -> TrackerAdapter:
 Factory = Callable[..., TrackerAdapter]
 FACTORIES: dict[str, Factory] = {
     "rva ByteTrack": rva_bytetrack,
+    "rva ByteTrack (defaults)": rva_bytetrack,
     "trackers ByteTrack": rf_bytetrack,
     "trackers OC-SORT": rf_ocsort,
     "trackers SORT": rf_sort,
@@ -137,15 +139,18 @@ GRIDS: dict[str, dict[str, list[Any]]] = {
 
 #: Frozen winners of ``--tune`` (rerun it after changing a tracker or the noise model).
 SETTINGS: dict[str, dict[str, Any]] = {
-    "rva ByteTrack": {"high_threshold": 0.5, "new_track_threshold": 0.6, "match_iou": 0.2,
-                      "low_match_iou": 0.5, "lost_buffer_s": 1.0, "min_hits": 1},
-    "trackers ByteTrack": {"high_conf_det_threshold": 0.6, "track_activation_threshold": 0.6,
-                           "minimum_iou_threshold": 0.1, "lost_track_buffer": 15,
+    "rva ByteTrack": {"high_threshold": 0.4, "new_track_threshold": 0.5, "match_iou": 0.2,
+                      "low_match_iou": 0.5, "fuse_score": False, "low_score_finds_lost": True,
+                      "lost_buffer_s": 1.0, "min_hits": 1},
+    "rva ByteTrack (defaults)": {},
+    "trackers ByteTrack": {"high_conf_det_threshold": 0.4, "track_activation_threshold": 0.4,
+                           "minimum_iou_threshold": 0.2, "lost_track_buffer": 15,
                            "minimum_consecutive_frames": 1},
     "trackers OC-SORT": {"high_conf_det_threshold": 0.2, "minimum_iou_threshold": 0.3,
-                         "lost_track_buffer": 30, "minimum_consecutive_frames": 1},
-    "trackers SORT": {"min_score": 0.3, "track_activation_threshold": 0.5, "minimum_iou_threshold": 0.2,
-                      "lost_track_buffer": 60, "minimum_consecutive_frames": 1},
+                         "direction_consistency_weight": 0.2, "lost_track_buffer": 30,
+                         "minimum_consecutive_frames": 1},
+    "trackers SORT": {"min_score": 0.4, "track_activation_threshold": 0.3, "minimum_iou_threshold": 0.1,
+                      "lost_track_buffer": 30, "minimum_consecutive_frames": 2},
 }
 
 
@@ -161,7 +166,7 @@ def _inputs(names: Iterable[str], levels: Iterable[str], seeds: Iterable[int]) -
     return out
 
 
-def tune(names: Sequence[str] = tuple(FACTORIES), console: Console | None = None) -> dict[str, dict[str, Any]]:
+def tune(names: Sequence[str] = tuple(GRIDS), console: Console | None = None) -> dict[str, dict[str, Any]]:
     """Grid-search each tracker on TUD-Campus (tuning seeds, all levels); return the best settings."""
     console = console or Console()
     inputs = _inputs([TUNE_SEQUENCE], NOISE_LEVELS, TUNE_SEEDS)
@@ -184,7 +189,7 @@ def tune(names: Sequence[str] = tuple(FACTORIES), console: Console | None = None
 def evaluate_tracking(
     levels: Sequence[str] = tuple(NOISE_LEVELS),
     seed: int = 0,
-    repeats: int = 3,
+    repeats: int = 5,
     sequences: Sequence[str] = TUD_SEQUENCES,
     trackers: Sequence[str] = tuple(FACTORIES),
 ) -> list[dict[str, Any]]:
@@ -243,15 +248,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--levels", nargs="+", default=list(NOISE_LEVELS), choices=list(NOISE_LEVELS))
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--repeats", type=int, default=3, help="seeds per cell, from --seed")
+    parser.add_argument("--repeats", type=int, default=5, help="seeds per cell, from --seed")
     parser.add_argument("--trackers", nargs="+", default=list(FACTORIES), choices=list(FACTORIES))
     parser.add_argument("--json", help="also write the rows to this file")
     parser.add_argument("--tune", action="store_true", help="rerun the grid search and print the winners")
     args = parser.parse_args(argv)
-    console = Console()
+    console = Console(width=max(Console().width, 100))
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     if args.tune:
-        console.print(json.dumps(tune(args.trackers, console), indent=2))
+        console.print(json.dumps(tune([t for t in args.trackers if t in GRIDS], console), indent=2))
         return 0
     rows = evaluate_tracking(args.levels, args.seed, args.repeats, trackers=args.trackers)
     console.print(render(rows))

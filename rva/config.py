@@ -250,7 +250,12 @@ class TrackerConfig(_Model):
         True, description="Rank first-stage matches by IoU x detection score (ByteTrack's fuse_score)."
     )
     low_score_finds_lost: bool = Field(
-        False, description="Let low-score detections re-find lost tracks too, not only tracked ones."
+        True, description="Let low-score detections re-find lost tracks too (a partly hidden person reappearing)."
+    )
+    lost_similarity: float = Field(
+        0.8, gt=0, le=1,
+        description="First-stage IoU of lost tracks is scaled by this, so a drifting prediction does not steal "
+        "a visible neighbour's box (1 = no preference).",
     )
     lost_buffer_s: float = Field(3.0, ge=0, le=120, description="Keep a lost track this long for re-association.")
     min_hits: int = Field(3, ge=1, le=30, description="Matched frames before a track is confirmed and gets an id.")

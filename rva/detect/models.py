@@ -35,7 +35,7 @@ DEFAULT_MODEL = Asset(
 Quantization = Literal["static", "dynamic"]
 
 #: Bump when the derivation code changes, so caches made by older code are not reused.
-_DERIVE_VERSION = 2
+_DERIVE_VERSION = 3
 #: vtest.avi frames used to calibrate static quantization (offset from the bench's evaluation frames).
 CALIBRATION_FRAMES = tuple(range(7, 795, 25))
 
@@ -278,7 +278,7 @@ def calibration_images(input_hw: tuple[int, int]) -> list[np.ndarray]:
     with av.open(str(sample_video())) as container:
         for i, frame in enumerate(container.decode(video=0)):
             if i in wanted:
-                images.append(letterbox(frame.to_ndarray(format="bgr24"), input_hw)[0])
+                images.append(letterbox(np.asarray(frame.to_ndarray(format="bgr24"), np.uint8), input_hw)[0])
             if i >= max(wanted):
                 break
     return images

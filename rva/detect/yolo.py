@@ -1,4 +1,4 @@
-"""Pre- and post-processing for Ultralytics-format YOLO models, pure NumPy (cv2 only to resize).
+"""Pre- and post-processing for Ultralytics-format YOLO models: NumPy, plus cv2 to resize and for NMS.
 
 Nothing here touches files, sessions or threads: a backend (onnxruntime, Triton, torch) runs the
 network and hands its raw output to :class:`YoloHead`, which returns one :class:`Detections` per
@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 import cv2
 import numpy as np
@@ -89,8 +90,8 @@ def letterbox(
     scale = min(tw / fw, th / fh)
     nw, nh = round(fw * scale), round(fh * scale)
     if (nw, nh) != (fw, fh):
-        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        image = cv2.resize(image, (nw, nh), interpolation=interp)
+        # Bilinear, as Ultralytics' LetterBox: the models were trained on images resized this way.
+        image = cast("npt.NDArray[np.uint8]", cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR))
     left, top = (tw - nw) // 2, (th - nh) // 2
     if (nw, nh) == (tw, th):
         out = np.ascontiguousarray(image)
@@ -136,8 +137,10 @@ def nms(
     xywh = np.asarray(xyxy, np.float64).copy()
     xywh[:, 2:] -= xywh[:, :2]
     group = np.zeros(len(scores), np.int32) if groups is None else np.asarray(groups, np.int32)
-    # score_threshold 0: callers filter by confidence before; eta 1 keeps the IoU threshold fixed.
-    kept = cv2.dnn.NMSBoxesBatched(xywh, np.asarray(scores, np.float32), group, 0.0, float(iou_threshold))
+    # score_threshold 0: callers filter by confidence before. Arrays pass straight to C++ (the stubs
+    # only name sequences).
+    batched_nms: Any = cv2.dnn.NMSBoxesBatched
+    kept = batched_nms(xywh, np.asarray(scores, np.float32), group, 0.0, float(iou_threshold))
     return np.asarray(kept, np.int64).reshape(-1)
 
 
@@ -244,6 +247,8 @@ class YoloHead:
         self.iou = iou
         self.max_detections = max_detections
         nc = len(info.names)
+        if sorted(info.names) != list(range(nc)):
+            raise ModelError(f"model class ids should be 0..{nc - 1}, got {sorted(info.names)}")
         kept = {cid: class_map[name] for cid, name in info.names.items() if name in class_map}
         if not kept:
             raise ModelError(
@@ -258,8 +263,6 @@ class YoloHead:
         for cid, label in kept.items():
             self._group[cid] = label_ids[label]
             self._fallen[cid] = info.names[cid] in fallen_classes
-        if sorted(info.names) != list(range(nc)):
-            raise ModelError(f"model class ids should be 0..{nc - 1}, got {sorted(info.names)}")
         self._mapped_columns = np.flatnonzero(self._group >= 0)
 
     @property

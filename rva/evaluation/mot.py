@@ -51,6 +51,7 @@ import numpy.typing as npt
 from rva.assets import Asset, fetch
 from rva.config import TrackerConfig
 from rva.core.detections import NO_TRACK, Detections
+from rva.tracking import ByteTracker, TrackerOutput
 
 with contextlib.redirect_stdout(io.StringIO()):  # trackeval prints about optional datasets on import
     from trackeval.datasets._base_dataset import _BaseDataset
@@ -289,17 +290,15 @@ class RvaByteTrackAdapter(TrackerAdapter):
     name = "rva ByteTrack"
 
     def __init__(self, config: TrackerConfig | None = None) -> None:
-        from rva.tracking import ByteTracker
-
         self._tracker = ByteTracker(config or TrackerConfig())
 
-    def update(self, prepared: Detections, ts: float) -> Any:
+    def update(self, prepared: Detections, ts: float) -> TrackerOutput:
         """Feed one frame."""
         return self._tracker.update(prepared, ts)
 
-    def tracked(self, output: Any) -> Detections:
-        """The confirmed tracks of a :class:`rva.tracking.TrackerOutput`."""
-        return output.tracked  # type: ignore[no-any-return]
+    def tracked(self, output: TrackerOutput) -> Detections:
+        """The confirmed tracks of one frame."""
+        return output.tracked
 
 
 @dataclass(frozen=True, slots=True)

@@ -164,7 +164,13 @@ class ByteTracker:
             iou = self._iou(corners, size)
             fits = iou >= cfg.match_iou
             # ByteTrack's fuse_score: among allowed pairs, prefer confident detections.
-            cost = 1.0 - (iou * conf if cfg.fuse_score else iou)
+            similarity = iou * conf if cfg.fuse_score else iou
+            if any_lost and cfg.lost_similarity < 1.0:
+                # A lost track's prediction drifts; without this it takes a visible neighbour's box and
+                # the neighbour's track then takes the hidden person's: two id switches.
+                similarity = similarity.copy()
+                similarity[self._lost] *= cfg.lost_similarity
+            cost = 1.0 - similarity
             # 1. High-score detections vs every confirmed track, tracked or lost.
             matches.append(_stage(cost, fits, None if all_confirmed else confirmed, is_high, track_free,
                                   det_free))

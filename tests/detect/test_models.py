@@ -68,9 +68,9 @@ def test_input_hw_of(cfg: OnnxDetectorConfig, hw: tuple[int, int]) -> None:
 @pytest.mark.parametrize(
     ("variant", "key"),
     [
-        (Variant((480, 640)), "v2-640x480"),
-        (Variant(None, "static"), "v2-int8static"),
-        (Variant((384, 512), "dynamic"), "v2-512x384-int8dynamic"),
+        (Variant((480, 640)), "v3-640x480"),
+        (Variant(None, "static"), "v3-int8static"),
+        (Variant((384, 512), "dynamic"), "v3-512x384-int8dynamic"),
     ],
 )
 def test_variant_keys(variant: Variant, key: str) -> None:
@@ -137,7 +137,7 @@ def test_reshape_is_deterministic(default_model: Path, tmp_path: Path, monkeypat
 
 def test_resolve_model_uses_the_cache_for_the_configured_variant() -> None:
     path = resolve_model(OnnxDetectorConfig(input_shape=(640, 480), quantized=False))
-    assert path.name.endswith("-v2-640x480.onnx")
+    assert path.name.endswith("-v3-640x480.onnx")
     assert resolve_model(OnnxDetectorConfig(input_shape=None, quantized=False)).name == DEFAULT_MODEL.name
 
 

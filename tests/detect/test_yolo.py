@@ -253,3 +253,8 @@ def test_model_info_from_metadata(
 def test_model_info_rejects_bad_metadata(props: dict[str, str], message: str) -> None:
     with pytest.raises(ModelError, match=message):
         ModelInfo.from_metadata(props)
+
+
+def test_head_rejects_sparse_class_ids() -> None:
+    with pytest.raises(ModelError, match=r"class ids should be 0..1, got \[0, 5\]"):
+        YoloHead(ModelInfo({0: "person", 5: "car"}), CLASS_MAP)

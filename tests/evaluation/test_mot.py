@@ -10,6 +10,7 @@ from rva.core.detections import Detections
 from rva.evaluation import (
     NOISE_LEVELS,
     MotSequence,
+    RvaByteTrackAdapter,
     occlusion_fraction,
     parse_mot,
     perturb,
@@ -17,7 +18,6 @@ from rva.evaluation import (
     score_tracking,
     tud_sequence,
 )
-from rva.evaluation.mot import RvaByteTrackAdapter
 
 
 @pytest.fixture(scope="module")
