@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
+
+#: Version of the event schema (JSON and protobuf). Consumers reject versions they do not know.
+SCHEMA_VERSION = 1
 
 
 class EventType(StrEnum):
@@ -63,6 +67,21 @@ class Event:
     wait_s: float | None = None
     attrs: dict[str, Any] = field(default_factory=dict)
 
+    def event_id(self, store: str) -> str:
+        """Globally unique, deterministic id: the same event replayed gets the same id.
+
+        A hash of what identifies the event (store, camera, type, time to the microsecond, track,
+        zone/line/queue, direction, source state), so stores can de-duplicate on it.
+        """
+        key = "|".join(
+            str(v)
+            for v in (
+                SCHEMA_VERSION, store, self.camera, self.type, f"{self.ts:.6f}", self.track_id,
+                self.zone, self.line, self.queue, self.direction, self.attrs.get("state"),
+            )
+        )
+        return hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form without empty fields."""
         out: dict[str, Any] = {}
@@ -85,11 +104,14 @@ class Event:
             data["direction"] = Direction(data["direction"])
         return cls(**data)
 
-    def to_proto(self) -> Any:
-        """As an ``rva.events.v1.Event`` message."""
+    def to_proto(self, store: str = "") -> Any:
+        """As an ``rva.events.v1.Event`` message, stamped with the schema version (and the id, given a store)."""
         from rva.events.v1 import events_pb2 as pb
 
         msg = pb.Event(
+            store=store,
+            event_id=self.event_id(store) if store else "",
+            schema_version=SCHEMA_VERSION,
             type=pb.EventType.Value(f"EVENT_TYPE_{self.type.name}"),
             camera=self.camera,
             ts=self.ts,
@@ -104,9 +126,11 @@ class Event:
 
     @classmethod
     def from_proto(cls, msg: Any) -> Event:
-        """Inverse of :meth:`to_proto`; raises ``ValueError`` on an unspecified type."""
+        """Inverse of :meth:`to_proto`; raises ``ValueError`` on an unknown schema version or type."""
         from rva.events.v1 import events_pb2 as pb
 
+        if msg.schema_version not in (0, SCHEMA_VERSION):
+            raise ValueError(f"Event.schema_version {msg.schema_version} is not supported (this is {SCHEMA_VERSION})")
         type_name = pb.EventType.Name(msg.type).removeprefix("EVENT_TYPE_")
         if type_name == "UNSPECIFIED":
             raise ValueError("Event.type is EVENT_TYPE_UNSPECIFIED")

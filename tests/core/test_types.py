@@ -82,3 +82,21 @@ def test_detections_from_proto_rejects_ragged() -> None:
 def test_event_round_trips(event: Event) -> None:
     assert Event.from_proto(event.to_proto()) == event
     assert Event.from_dict(event.to_dict()) == event
+
+
+def test_event_id_is_deterministic_and_distinguishes_events() -> None:
+    a = Event(EventType.LINE_CROSS, "cam1", 1.0, track_id=1, line="door", direction=Direction.IN)
+    same = Event(EventType.LINE_CROSS, "cam1", 1.0, track_id=1, line="door", direction=Direction.IN)
+    other = Event(EventType.LINE_CROSS, "cam1", 1.0, track_id=1, line="door", direction=Direction.OUT)
+    assert a.event_id("s1") == same.event_id("s1")
+    assert a.event_id("s1") != other.event_id("s1")
+    assert a.event_id("s1") != a.event_id("s2")
+    msg = a.to_proto("s1")
+    assert msg.event_id == a.event_id("s1") and msg.schema_version == 1 and msg.store == "s1"
+
+
+def test_event_from_proto_rejects_unknown_schema_version() -> None:
+    msg = Event(EventType.ZONE_ENTER, "c", 1.0, track_id=1, zone="z").to_proto("s")
+    msg.schema_version = 99
+    with pytest.raises(ValueError, match="schema_version 99"):
+        Event.from_proto(msg)

@@ -38,7 +38,7 @@ DIRECTION_IN: Direction
 DIRECTION_OUT: Direction
 
 class Event(_message.Message):
-    __slots__ = ("type", "camera", "ts", "track_id", "zone", "line", "queue", "direction", "dwell_s", "enter_ts", "wait_s", "attrs_json")
+    __slots__ = ("type", "camera", "ts", "track_id", "zone", "line", "queue", "direction", "dwell_s", "enter_ts", "wait_s", "attrs_json", "event_id", "schema_version", "store")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     CAMERA_FIELD_NUMBER: _ClassVar[int]
     TS_FIELD_NUMBER: _ClassVar[int]
@@ -51,6 +51,9 @@ class Event(_message.Message):
     ENTER_TS_FIELD_NUMBER: _ClassVar[int]
     WAIT_S_FIELD_NUMBER: _ClassVar[int]
     ATTRS_JSON_FIELD_NUMBER: _ClassVar[int]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
+    STORE_FIELD_NUMBER: _ClassVar[int]
     type: EventType
     camera: str
     ts: float
@@ -63,4 +66,7 @@ class Event(_message.Message):
     enter_ts: float
     wait_s: float
     attrs_json: str
-    def __init__(self, type: _Optional[_Union[EventType, str]] = ..., camera: _Optional[str] = ..., ts: _Optional[float] = ..., track_id: _Optional[int] = ..., zone: _Optional[str] = ..., line: _Optional[str] = ..., queue: _Optional[str] = ..., direction: _Optional[_Union[Direction, str]] = ..., dwell_s: _Optional[float] = ..., enter_ts: _Optional[float] = ..., wait_s: _Optional[float] = ..., attrs_json: _Optional[str] = ...) -> None: ...
+    event_id: str
+    schema_version: int
+    store: str
+    def __init__(self, type: _Optional[_Union[EventType, str]] = ..., camera: _Optional[str] = ..., ts: _Optional[float] = ..., track_id: _Optional[int] = ..., zone: _Optional[str] = ..., line: _Optional[str] = ..., queue: _Optional[str] = ..., direction: _Optional[_Union[Direction, str]] = ..., dwell_s: _Optional[float] = ..., enter_ts: _Optional[float] = ..., wait_s: _Optional[float] = ..., attrs_json: _Optional[str] = ..., event_id: _Optional[str] = ..., schema_version: _Optional[int] = ..., store: _Optional[str] = ...) -> None: ...
