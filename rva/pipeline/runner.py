@@ -6,6 +6,7 @@ stalls another. Outputs are published atomically at the end (see :mod:`rva.pipel
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -87,7 +88,20 @@ class StandaloneRunner:
         self._detector = detector
         self._owns_detector = detector is None
         self.sources: dict[str, VideoSource] = {}
+        self.source_states: dict[str, SourceStatus] = {}
         self.times = StageTimes()
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        """Ask a running :meth:`run` to finish after the current frame (thread-safe)."""
+        self._stop.set()
+
+    def _all_reached(self, state: dict[str, _CameraOutputs], cams: dict[str, Any]) -> bool:
+        """Every camera analysed ``max_frames`` frames, or finished its source."""
+        assert self.max_frames is not None
+        return all(
+            (cid in state and state[cid].frames >= self.max_frames) or self.sources[cid].finished for cid in cams
+        )
 
     def open_sources(self) -> dict[str, VideoSource]:
         """Open every camera's source (raises :class:`~rva.errors.SourceError` for a bad file)."""
@@ -108,21 +122,24 @@ class StandaloneRunner:
         state: dict[str, _CameraOutputs] = {}
         log = EventLog(self.out_dir / "events.jsonl")
         interrupted = False
+        self._stop.clear()
         started = time.perf_counter()
         try:
             with MultiSource(list(sources.values())) as multi:
-                t_wait = time.perf_counter()
-                for _camera, item in multi:
-                    self.times.waiting_for_frames += time.perf_counter() - t_wait
-                    if isinstance(item, SourceStatus):
-                        log.write([item.to_event()])
-                    else:
-                        self._process(item, cams, state, detector, log, many)
-                        if self.max_frames is not None and all(
-                            s.frames >= self.max_frames for s in state.values()
-                        ) and len(state) == len(cams):
-                            break
+                while not multi.finished and not self._stop.is_set():
                     t_wait = time.perf_counter()
+                    got = multi.read(timeout=0.2)
+                    self.times.waiting_for_frames += time.perf_counter() - t_wait
+                    if got is None:
+                        continue
+                    _camera, item = got
+                    if isinstance(item, SourceStatus):
+                        self.source_states[item.camera] = item
+                        log.write([item.to_event()])
+                        continue
+                    self._process(item, cams, state, detector, log, many)
+                    if self.max_frames is not None and self._all_reached(state, cams):
+                        break
         except KeyboardInterrupt:
             interrupted = True  # Ctrl-C on a live run: finish cleanly and keep everything so far
         except BaseException:
@@ -206,9 +223,20 @@ class StandaloneRunner:
         per_camera: dict[str, Any] = {}
         merged: dict[str, dict[str, Any]] = {"lines": {}, "zones": {}, "queues": {}}
         many = len(self.config.cameras) > 1
-        for cam_id, st in state.items():
+        for cam_id in (c.id for c in self.config.cameras):
+            status = self.source_states.get(cam_id)
+            source = {
+                "state": str(status.state) if status else "unknown",
+                "error": status.error if status else None,
+                "frames_dropped": self.sources[cam_id].frames_dropped,
+            }
+            st = state.get(cam_id)
+            if st is None:  # never delivered a frame (e.g. a camera that stayed unreachable)
+                per_camera[cam_id] = {"source": source, "frames": 0}
+                continue
             cam_summary = st.pipeline.analytics.summary()
             per_camera[cam_id] = {
+                "source": source,
                 "frames": st.frames,
                 "seconds": round(st.last_pts - (st.first_pts or 0.0), 3),
                 "tracks": st.pipeline.confirmed_tracks,
