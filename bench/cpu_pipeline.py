@@ -28,7 +28,7 @@ from rich.table import Table
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from rva.analytics import CameraAnalytics  # noqa: E402
+from rva.analytics import CameraAnalytics, LineCounter, ZoneMonitor  # noqa: E402
 from rva.assets import sample_video  # noqa: E402
 from rva.cli import demo_config  # noqa: E402
 from rva.config import OnnxDetectorConfig  # noqa: E402
@@ -101,46 +101,86 @@ def _detections_of(video: Path, frames: int | None) -> list[tuple[float, Detecti
     return out
 
 
-def tracking_and_zones(dets: list[tuple[float, Detections]]) -> list[dict[str, Any]]:
-    """Same detector outputs through RVA's tracker+analytics and through trackers+supervision."""
-    cam = demo_config().cameras[0]
-    rows = []
-
+def _best_of(repeats: int, fn: Any) -> float:
     best = float("inf")
-    for _ in range(3):
-        tracker, analytics = ByteTracker(), CameraAnalytics(cam, (768, 576))
+    for _ in range(repeats):
         t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def tracking_and_zones(dets: list[tuple[float, Detections]], repeats: int = 5) -> list[dict[str, Any]]:
+    """Same detector outputs through RVA's cores and through trackers + supervision (best of ``repeats``)."""
+    cam = demo_config().cameras[0]
+    n = len(dets)
+
+    def rva_tracker_only() -> None:
+        tracker = ByteTracker()
+        for ts, d in dets:
+            tracker.update(d, ts)
+
+    def rva_zones_lines() -> None:
+        tracker = ByteTracker()
+        zones = [ZoneMonitor(z, cam.id) for z in cam.zones]
+        lines = [LineCounter(ln, cam.id) for ln in cam.lines]
+        for ts, d in dets:
+            out = tracker.update(d, ts)
+            ended = [e.track_id for e in out.ended]
+            for z in zones:
+                z.update(out.tracked, ts, ended)
+            for ln in lines:
+                ln.update(out.tracked, ts, ended)
+
+    def rva_all() -> None:
+        tracker, analytics = ByteTracker(), CameraAnalytics(cam, (768, 576))
         for ts, d in dets:
             out = tracker.update(d, ts)
             analytics.update(out.tracked, ts, started=out.started, ended=out.ended)
-        best = min(best, time.perf_counter() - t0)
-    rows.append({"stack": "rva ByteTracker + CameraAnalytics (zones, lines, queue, heatmap)",
-                 "ms_per_frame": round(best / len(dets) * 1000, 3)})
 
+    rows = [
+        {"stack": "rva ByteTracker", "what": "tracker", "ms_per_frame": _best_of(repeats, rva_tracker_only)},
+        {"stack": "rva ByteTracker + ZoneMonitor + LineCounter", "what": "tracker+zones+lines",
+         "ms_per_frame": _best_of(repeats, rva_zones_lines)},
+        {"stack": "rva ByteTracker + CameraAnalytics (zones, dwell, lines, queue, heatmap)", "what": "full analytics",
+         "ms_per_frame": _best_of(repeats, rva_all)},
+    ]
     try:
         import supervision as sv
         from trackers import ByteTrackTracker
     except ImportError as err:
         console.print(f"[yellow]skipping trackers/supervision comparison: {err}")
-        return rows
-    best = float("inf")
-    for _ in range(3):
-        tracker = ByteTrackTracker(frame_rate=10)
-        zones = [sv.PolygonZone(np.asarray(z.polygon, np.int32)) for z in cam.zones]
-        lines = [sv.LineZone(sv.Point(*ln.start), sv.Point(*ln.end)) for ln in cam.lines]
+    else:
         svd = [sv.Detections(xyxy=d.xyxy.astype(np.float32), confidence=d.confidence,
                              class_id=np.zeros(len(d), int)) for _, d in dets]
-        t0 = time.perf_counter()
-        for d in svd:
-            tracked = tracker.update(d)
-            for z in zones:
-                z.trigger(tracked)
-            for ln in lines:
-                ln.trigger(tracked)
-        best = min(best, time.perf_counter() - t0)
-    rows.append({"stack": "trackers ByteTrackTracker + supervision PolygonZone + LineZone",
-                 "ms_per_frame": round(best / len(dets) * 1000, 3)})
-    rows[0]["speedup"] = round(rows[1]["ms_per_frame"] / rows[0]["ms_per_frame"], 2)
+
+        def theirs_tracker_only() -> None:
+            tracker = ByteTrackTracker(frame_rate=10)
+            for d in svd:
+                tracker.update(d)
+
+        def theirs_zones_lines() -> None:
+            tracker = ByteTrackTracker(frame_rate=10)
+            zones = [sv.PolygonZone(np.asarray(z.polygon, np.int32)) for z in cam.zones]
+            lines = [sv.LineZone(sv.Point(*ln.start), sv.Point(*ln.end)) for ln in cam.lines]
+            for d in svd:
+                tracked = tracker.update(d)
+                for z in zones:
+                    z.trigger(tracked)
+                for ln in lines:
+                    ln.trigger(tracked)
+
+        rows.append({"stack": "trackers ByteTrackTracker", "what": "tracker",
+                     "ms_per_frame": _best_of(repeats, theirs_tracker_only)})
+        rows.append({"stack": "trackers ByteTrackTracker + supervision PolygonZone + LineZone",
+                     "what": "tracker+zones+lines", "ms_per_frame": _best_of(repeats, theirs_zones_lines)})
+    for r in rows:
+        r["ms_per_frame"] = round(r["ms_per_frame"] / n * 1000, 4)
+    for r in rows:
+        other = next((o for o in rows if o["what"] == r["what"] and o is not r and not o["stack"].startswith("rva")),
+                     None)
+        if r["stack"].startswith("rva") and other is not None:
+            r["speedup"] = round(other["ms_per_frame"] / r["ms_per_frame"], 2)
     return rows
 
 
@@ -179,10 +219,10 @@ def main() -> None:
     console.print("detecting once for the tracker comparison ...")
     results["tracking"] = tracking_and_zones(_detections_of(video, args.frames))
     t = Table(title="Tracking + zones + lines on identical detections", title_justify="left")
-    for col in ("stack", "ms/frame", "speed-up"):
+    for col in ("stack", "ms/frame", "rva speed-up"):
         t.add_column(col)
     for r in results["tracking"]:
-        t.add_row(r["stack"], f"{r['ms_per_frame']:.3f}", f"{r.get('speedup', '')}")
+        t.add_row(r["stack"], f"{r['ms_per_frame']:.4f}", f"{r['speedup']:.2f}x" if "speedup" in r else "")
     console.print(t)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from rva.errors import ConfigError
+from rva.service_config import ServicesConfig
 
 Point = tuple[float, float]
 
@@ -235,7 +236,24 @@ class OnnxDetectorConfig(_Model):
     threads: int = Field(0, ge=0, le=256, description="onnxruntime intra-op threads (0: one per core).")
 
 
-DetectorConfig = Annotated[OnnxDetectorConfig, Field(discriminator="type")]
+class TritonDetectorConfig(OnnxDetectorConfig):
+    """The same YOLO model served by a Triton Inference Server, which batches requests across cameras.
+
+    ``model``, ``input_shape``, ``quantized`` and ``threads`` describe the model the repository is
+    prepared from (``scripts/prepare_triton_repo.py``); class names come from the server's model config.
+    """
+
+    type: Literal["triton"] = "triton"  # type: ignore[assignment]
+    url: str = Field("127.0.0.1:8001", description="Triton's gRPC endpoint, host:port.")
+    model_name: str = Field("rva_detector", pattern=r"^[A-Za-z0-9_.-]{1,128}$", description="Model to call.")
+    model_version: str = Field("", description="Model version ('': the server's version policy).")
+    timeout_s: float = Field(10.0, gt=0, le=600, description="Deadline of each inference request.")
+    max_inflight: int = Field(
+        32, ge=1, le=4096, description="Requests in flight at once; Triton's dynamic batcher groups them."
+    )
+
+
+DetectorConfig = Annotated[OnnxDetectorConfig | TritonDetectorConfig, Field(discriminator="type")]
 
 
 class TrackerConfig(_Model):
@@ -282,6 +300,7 @@ class RVAConfig(_Model):
     detector: DetectorConfig = Field(default_factory=OnnxDetectorConfig)
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+    services: ServicesConfig = Field(default_factory=ServicesConfig)
 
     @model_validator(mode="after")
     def _unique_cameras(self) -> RVAConfig:

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from rva.analytics.geometry import confirmed_foot_points
 from rva.analytics.heatmap import Heatmap
 from rva.analytics.lines import LineCounter
 from rva.analytics.presence import StreamClock
@@ -73,6 +74,9 @@ class CameraAnalytics:
         self._queues = {q.name: QueueMonitor(q, camera.id) for q in camera.queues}
         self.heatmap = Heatmap(camera.heatmap, self.frame_size)
         self._clock = StreamClock(f"camera {camera.id!r}")
+        # Undecayed person-seconds per heatmap cell since the last snapshot (see heatmap_snapshot).
+        self._heat_window = np.zeros(self.heatmap.shape, np.float64)
+        self._heat_from_ts: float | None = None
 
     @property
     def zones(self) -> Mapping[str, ZoneMonitor]:
@@ -118,7 +122,7 @@ class CameraAnalytics:
             ValueError: ``ts`` is earlier than the previous frame's.
 
         """
-        self._clock.advance(ts)
+        previous = self._clock.advance(ts)
         ended = list(ended)
         ended_ids = [int(r.track_id) for r in ended]
         events = [self._started(s, ts) for s in started]
@@ -129,6 +133,7 @@ class CameraAnalytics:
         for queue in self._queues.values():
             events += queue.update(tracked, ts, ended_ids)
         self.heatmap.update(tracked, ts)
+        self._add_window_heat(tracked, 0.0 if previous is None else min(ts - previous, self.heatmap.max_gap_s))
         events += [
             Event(
                 EventType.TRACK_END, self.camera.id, float(r.last_ts), int(r.track_id),
@@ -142,6 +147,57 @@ class CameraAnalytics:
         if isinstance(item, int | np.integer):
             return Event(EventType.TRACK_START, self.camera.id, ts, int(item))
         return Event(EventType.TRACK_START, self.camera.id, float(item.first_ts), int(item.track_id))
+
+    def _add_window_heat(self, tracked: Detections, dt: float) -> None:
+        # Same cells and the same capped frame gap as the Heatmap, without its decay: windows then add up.
+        _, points = confirmed_foot_points(tracked)
+        if dt <= 0 or points.shape[0] == 0:
+            return
+        cell, (rows, cols) = self.heatmap.cfg.cell_px, self.heatmap.shape
+        r = np.clip((points[:, 1] // cell).astype(np.int64), 0, rows - 1)
+        c = np.clip((points[:, 0] // cell).astype(np.int64), 0, cols - 1)
+        np.add.at(self._heat_window, (r, c), dt)
+
+    def heatmap_snapshot(self, ts: float | None = None) -> Event | None:
+        """Person-seconds per heatmap cell since the previous snapshot, as a ``heatmap_snapshot`` event.
+
+        Unlike :attr:`heatmap` (which fades), these are plain person-seconds over
+        ``(from_ts, ts]``, so the snapshots of any window add up to that window's heat. A service
+        calls this periodically (e.g. every 60 s) and publishes what it returns.
+
+        Args:
+            ts: Stream time of the snapshot (default: the last update); not before the last update.
+
+        Returns:
+            The event, with ``attrs`` ``{"cell_px", "shape": [rows, cols], "frame_size": [w, h],
+            "from_ts", "cells": [row * cols + col, ...], "seconds": [...]}`` listing the non-zero
+            cells; None when nothing was seen since the previous snapshot (the window restarts anyway).
+
+        Raises:
+            ValueError: ``ts`` is earlier than the last update.
+
+        """
+        last = self._clock.last_ts
+        at = last if ts is None else float(ts)
+        if at is None:
+            return None
+        if last is not None and at < last:
+            raise ValueError(f"heatmap_snapshot ts: expected >= last update {last}, got {at}")
+        flat = self._heat_window.ravel()
+        cells = np.flatnonzero(flat)
+        from_ts, self._heat_from_ts = self._heat_from_ts, at
+        if cells.size == 0:
+            return None
+        attrs = {
+            "cell_px": self.heatmap.cfg.cell_px,
+            "shape": list(self.heatmap.shape),
+            "frame_size": list(self.frame_size),
+            "from_ts": from_ts if from_ts is not None else self._clock.first_ts,
+            "cells": cells.tolist(),
+            "seconds": [round(float(v), 6) for v in flat[cells]],
+        }
+        self._heat_window[:] = 0.0
+        return Event(EventType.HEATMAP_SNAPSHOT, self.camera.id, at, attrs=attrs)
 
     def finish(self, ts: float) -> list[Event]:
         """End of stream: advance to ``ts`` with nobody seen, and return what that settles.

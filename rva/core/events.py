@@ -24,6 +24,7 @@ class EventType(StrEnum):
     QUEUE_SERVED = "queue_served"
     QUEUE_ABANDON = "queue_abandon"
     SOURCE_STATE = "source_state"
+    HEATMAP_SNAPSHOT = "heatmap_snapshot"
 
 
 class Direction(StrEnum):

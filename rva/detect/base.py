@@ -62,4 +62,8 @@ def create_detector(cfg: DetectorConfig) -> Detector:
         from rva.detect.onnx_detector import OnnxDetector
 
         return OnnxDetector(cfg)
+    if cfg.type == "triton":
+        from rva.detect.triton_detector import TritonDetector
+
+        return TritonDetector(cfg)
     raise ValueError(f"unknown detector type {cfg.type!r}")

@@ -17,6 +17,7 @@ class EventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EVENT_TYPE_QUEUE_SERVED: _ClassVar[EventType]
     EVENT_TYPE_QUEUE_ABANDON: _ClassVar[EventType]
     EVENT_TYPE_SOURCE_STATE: _ClassVar[EventType]
+    EVENT_TYPE_HEATMAP_SNAPSHOT: _ClassVar[EventType]
 
 class Direction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -33,6 +34,7 @@ EVENT_TYPE_QUEUE_JOIN: EventType
 EVENT_TYPE_QUEUE_SERVED: EventType
 EVENT_TYPE_QUEUE_ABANDON: EventType
 EVENT_TYPE_SOURCE_STATE: EventType
+EVENT_TYPE_HEATMAP_SNAPSHOT: EventType
 DIRECTION_UNSPECIFIED: Direction
 DIRECTION_IN: Direction
 DIRECTION_OUT: Direction

@@ -1,0 +1,143 @@
+"""The ``services:`` section of the config: how the distributed services reach each other.
+
+The same YAML file configures the standalone runner and every service; this section is ignored by
+the standalone runner. Each field can be overridden per process by an environment variable
+``RVA_<SECTION>_<FIELD>`` (``RVA_NATS_URL``, ``RVA_DECODE_PORT``, ``RVA_INFERENCE_DECODE_ADDRS``...),
+see :mod:`services.common.config`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_addr(addr: str) -> str:
+    if not re.match(r"^[A-Za-z0-9_.\-\[\]:]+:\d{1,5}$", addr):
+        raise ValueError(f"expected host:port, got {addr!r}")
+    return addr
+
+
+class NatsConfig(_Model):
+    """The NATS server with JetStream that carries work between stages and publishes events."""
+
+    url: str = Field("nats://127.0.0.1:4222", description="nats:// or tls:// URL of the NATS server.")
+    connect_timeout_s: float = Field(5.0, gt=0, le=120, description="Give up one connection attempt after this.")
+    publish_timeout_s: float = Field(5.0, gt=0, le=120, description="Wait this long for JetStream's publish ack.")
+    events_max_age_s: float = Field(
+        7 * 86400, gt=0, description="Retention of the RVA_EVENTS stream (applied only when RVA creates it)."
+    )
+    work_max_age_s: float = Field(3600.0, gt=0, description="Retention of unprocessed work in RVA_WORK.")
+    work_max_bytes: int = Field(
+        1 << 30, ge=1 << 20, description="Disk bound of RVA_WORK; past it the oldest work is discarded (counted)."
+    )
+    duplicate_window_s: float = Field(
+        120.0, gt=0, le=86400, description="JetStream de-duplication window on Nats-Msg-Id."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, url: str) -> str:
+        if not re.match(r"^(nats|tls|ws|wss)://", url):
+            raise ValueError(f"expected a nats:// or tls:// URL, got {url!r}")
+        return url
+
+
+class _Endpoint(_Model):
+    host: str = Field("127.0.0.1", description="Interface the gRPC server listens on.")
+    port: int = Field(0, ge=0, le=65535, description="gRPC port (0: any free port).")
+    metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="Prometheus /metrics port (0: any free port; null: no endpoint)."
+    )
+
+
+class DecodeServiceConfig(_Endpoint):
+    """The decode service: sources -> frames, streamed over gRPC."""
+
+    port: int = Field(50051, ge=0, le=65535, description="gRPC port (0: any free port).")
+    buffer_frames: int = Field(
+        32, ge=1, le=10000,
+        description="Frames buffered per camera. Live sources drop the oldest when full (counted); "
+        "files wait instead, so nothing is lost.",
+    )
+    encoding: Literal["bgr24", "jpeg"] = Field(
+        "bgr24", description="Pixels on the wire: raw (lossless) or JPEG (~10x smaller, lossy)."
+    )
+    jpeg_quality: int = Field(90, ge=10, le=100, description="JPEG quality when encoding is jpeg.")
+    max_frames: int | None = Field(
+        None, ge=1, description="Stop each camera after this many frames (tests, benchmarks)."
+    )
+
+
+class InferenceServiceConfig(_Endpoint):
+    """The inference service: frames from decode -> detector -> JetStream work subject."""
+
+    port: int = Field(50052, ge=0, le=65535, description="gRPC port (0: any free port).")
+    decode_addrs: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1:50051"], description="Decode services to pull frames from."
+    )
+    queue_frames: int = Field(
+        16, ge=1, le=10000, description="Frames in flight per camera; past it, pulling from decode pauses."
+    )
+    max_batch: int = Field(8, ge=1, le=256, description="Largest batch of the in-process (onnxruntime) backend.")
+    max_delay_ms: float = Field(
+        5.0, ge=0, le=1000, description="In-process backend: wait this long for a batch to fill."
+    )
+    retry_initial_s: float = Field(0.2, gt=0, le=60, description="First retry delay when the detector is down.")
+    retry_max_s: float = Field(5.0, gt=0, le=600, description="Retry delay ceiling (exponential backoff).")
+    give_up_s: float = Field(
+        120.0, gt=0, description="Drop a frame (counted) when the detector stays unavailable this long."
+    )
+
+    _addrs = field_validator("decode_addrs")(lambda cls, v: [_check_addr(a) for a in v])
+
+
+class ConsumerServiceConfig(_Endpoint):
+    """A service that consumes a JetStream work subject through a durable consumer per camera."""
+
+    ack_wait_s: float = Field(30.0, gt=0, le=3600, description="Redeliver work not acknowledged within this.")
+    max_ack_pending: int = Field(256, ge=1, le=100000, description="Unacknowledged messages per camera at most.")
+    fetch_batch: int = Field(32, ge=1, le=1000, description="Messages fetched per pull.")
+
+
+class TrackingServiceConfig(ConsumerServiceConfig):
+    """The tracking service: detections -> ByteTrack per camera -> tracks work subject."""
+
+    port: int = Field(50053, ge=0, le=65535, description="gRPC port (0: any free port).")
+
+
+class AnalyticsServiceConfig(ConsumerServiceConfig):
+    """The analytics service: tracks -> zones, lines, queues -> events on JetStream."""
+
+    port: int = Field(50054, ge=0, le=65535, description="gRPC port (0: any free port).")
+
+
+class TelemetryConfig(_Model):
+    """Traces, logs."""
+
+    otlp_endpoint: str | None = Field(None, description="OTLP/gRPC collector for traces (null: none).")
+    trace_sample_ratio: float = Field(
+        0.05, ge=0, le=1, description="Share of frames traced end to end (parent-based sampling)."
+    )
+    log_format: Literal["json", "text"] = Field("json", description="Log lines as JSON or plain text.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Lowest level logged.")
+
+
+class ServicesConfig(_Model):
+    """How the distributed services are wired (ignored by the standalone runner)."""
+
+    nats: NatsConfig = Field(default_factory=NatsConfig)
+    decode: DecodeServiceConfig = Field(default_factory=DecodeServiceConfig)
+    inference: InferenceServiceConfig = Field(default_factory=InferenceServiceConfig)
+    tracking: TrackingServiceConfig = Field(default_factory=TrackingServiceConfig)
+    analytics: AnalyticsServiceConfig = Field(default_factory=AnalyticsServiceConfig)
+    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
+    rpc_timeout_s: float = Field(5.0, gt=0, le=300, description="Deadline of unary calls and of connecting.")
+    drain_timeout_s: float = Field(
+        10.0, gt=0, le=600, description="On SIGTERM, finish work in flight for at most this long."
+    )

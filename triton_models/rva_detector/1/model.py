@@ -1,0 +1,58 @@
+"""Triton python-backend model: the YOLO detector ONNX run by onnxruntime on the CPU.
+
+The server's dynamic batcher hands :meth:`TritonPythonModel.execute` several requests at once
+(frames of different cameras); they run as one onnxruntime call when the model has a dynamic batch
+dimension (``scripts/prepare_triton_repo.py`` makes it so), else frame by frame. ``model.onnx``
+is placed next to this file when the repository is prepared; it is never committed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    """One onnxruntime session per model instance."""
+
+    def initialize(self, args: dict[str, Any]) -> None:
+        """Open the session (intra-op threads from the ``intra_op_threads`` parameter, 0 = one per core)."""
+        config = json.loads(args["model_config"])
+        params = {k: v.get("string_value", "") for k, v in config.get("parameters", {}).items()}
+        path = os.path.join(args["model_repository"], args["model_version"], "model.onnx")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = int(params.get("intra_op_threads", "0") or 0)
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3
+        self.session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+        model_input = self.session.get_inputs()[0]
+        self.input_name = model_input.name
+        self.output_name = config["output"][0]["name"]
+        self.dynamic_batch = not isinstance(model_input.shape[0], int)
+
+    def execute(self, requests: list[Any]) -> list[Any]:
+        """Run every request of the batch in one session call; answer each with its own rows."""
+        arrays = [pb_utils.get_input_tensor_by_name(r, self.input_name).as_numpy() for r in requests]
+        sizes = [a.shape[0] for a in arrays]
+        batch = np.ascontiguousarray(np.concatenate(arrays), np.float32)
+        if self.dynamic_batch:
+            output = self.session.run([self.output_name], {self.input_name: batch})[0]
+        else:
+            output = np.concatenate(
+                [self.session.run([self.output_name], {self.input_name: batch[i : i + 1]})[0] for i in range(len(batch))]
+            )
+        responses, start = [], 0
+        for size in sizes:
+            tensor = pb_utils.Tensor(self.output_name, output[start : start + size])
+            responses.append(pb_utils.InferenceResponse(output_tensors=[tensor]))
+            start += size
+        return responses
+
+    def finalize(self) -> None:
+        """Drop the session."""
+        self.session = None
