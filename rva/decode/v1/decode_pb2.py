@@ -26,7 +26,7 @@ from rva.events.v1 import events_pb2 as rva_dot_events_dot_v1_dot_events__pb2
 from rva.vision.v1 import vision_pb2 as rva_dot_vision_dot_v1_dot_vision__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1arva/decode/v1/decode.proto\x12\rrva.decode.v1\x1a\x1arva/events/v1/events.proto\x1a\x1arva/vision/v1/vision.proto\"\xff\x01\n\nVideoFrame\x12&\n\x04meta\x18\x01 \x01(\x0b\x32\x18.rva.vision.v1.FrameMeta\x12\r\n\x05image\x18\x02 \x01(\x0c\x12.\n\x08\x65ncoding\x18\x03 \x01(\x0e\x32\x1c.rva.decode.v1.ImageEncoding\x12\x11\n\tstream_id\x18\x04 \x01(\t\x12\x42\n\rtrace_context\x18\x05 \x03(\x0b\x32+.rva.decode.v1.VideoFrame.TraceContextEntry\x1a\x33\n\x11TraceContextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\")\n\x13StreamFramesRequest\x12\x12\n\ncamera_ids\x18\x01 \x03(\t\"~\n\x14StreamFramesResponse\x12*\n\x05\x66rame\x18\x01 \x01(\x0b\x32\x19.rva.decode.v1.VideoFrameH\x00\x12\x32\n\x0csource_state\x18\x02 \x01(\x0b\x32\x1a.rva.decode.v1.SourceStateH\x00\x42\x06\n\x04item\"\xd6\x01\n\x0bSourceState\x12#\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x14.rva.events.v1.Event\x12\x11\n\tstream_id\x18\x02 \x01(\t\x12\x15\n\rend_of_stream\x18\x03 \x01(\x08\x12\x43\n\rtrace_context\x18\x04 \x03(\x0b\x32,.rva.decode.v1.SourceState.TraceContextEntry\x1a\x33\n\x11TraceContextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x14\n\x12ListCamerasRequest\"C\n\x13ListCamerasResponse\x12,\n\x07\x63\x61meras\x18\x01 \x03(\x0b\x32\x1b.rva.decode.v1.CameraStatus\"\x8d\x01\n\x0c\x43\x61meraStatus\x12\x11\n\tcamera_id\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x16\n\x0e\x66rames_decoded\x18\x03 \x01(\x04\x12\x16\n\x0e\x66rames_dropped\x18\x04 \x01(\x04\x12\x10\n\x08\x62uffered\x18\x05 \x01(\r\x12\x19\n\x11\x63onsumer_attached\x18\x06 \x01(\x08*b\n\rImageEncoding\x12\x1e\n\x1aIMAGE_ENCODING_UNSPECIFIED\x10\x00\x12\x18\n\x14IMAGE_ENCODING_BGR24\x10\x01\x12\x17\n\x13IMAGE_ENCODING_JPEG\x10\x02\x32\xc0\x01\n\rDecodeService\x12Y\n\x0cStreamFrames\x12\".rva.decode.v1.StreamFramesRequest\x1a#.rva.decode.v1.StreamFramesResponse0\x01\x12T\n\x0bListCameras\x12!.rva.decode.v1.ListCamerasRequest\x1a\".rva.decode.v1.ListCamerasResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1arva/decode/v1/decode.proto\x12\rrva.decode.v1\x1a\x1arva/events/v1/events.proto\x1a\x1arva/vision/v1/vision.proto\"\x97\x02\n\nVideoFrame\x12&\n\x04meta\x18\x01 \x01(\x0b\x32\x18.rva.vision.v1.FrameMeta\x12\r\n\x05image\x18\x02 \x01(\x0c\x12.\n\x08\x65ncoding\x18\x03 \x01(\x0e\x32\x1c.rva.decode.v1.ImageEncoding\x12\x11\n\tstream_id\x18\x04 \x01(\t\x12\x42\n\rtrace_context\x18\x05 \x03(\x0b\x32+.rva.decode.v1.VideoFrame.TraceContextEntry\x12\x16\n\x0e\x64\x65\x63oded_unix_s\x18\x06 \x01(\x01\x1a\x33\n\x11TraceContextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\")\n\x13StreamFramesRequest\x12\x12\n\ncamera_ids\x18\x01 \x03(\t\"~\n\x14StreamFramesResponse\x12*\n\x05\x66rame\x18\x01 \x01(\x0b\x32\x19.rva.decode.v1.VideoFrameH\x00\x12\x32\n\x0csource_state\x18\x02 \x01(\x0b\x32\x1a.rva.decode.v1.SourceStateH\x00\x42\x06\n\x04item\"\xd6\x01\n\x0bSourceState\x12#\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x14.rva.events.v1.Event\x12\x11\n\tstream_id\x18\x02 \x01(\t\x12\x15\n\rend_of_stream\x18\x03 \x01(\x08\x12\x43\n\rtrace_context\x18\x04 \x03(\x0b\x32,.rva.decode.v1.SourceState.TraceContextEntry\x1a\x33\n\x11TraceContextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x14\n\x12ListCamerasRequest\"C\n\x13ListCamerasResponse\x12,\n\x07\x63\x61meras\x18\x01 \x03(\x0b\x32\x1b.rva.decode.v1.CameraStatus\"\x8d\x01\n\x0c\x43\x61meraStatus\x12\x11\n\tcamera_id\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x16\n\x0e\x66rames_decoded\x18\x03 \x01(\x04\x12\x16\n\x0e\x66rames_dropped\x18\x04 \x01(\x04\x12\x10\n\x08\x62uffered\x18\x05 \x01(\r\x12\x19\n\x11\x63onsumer_attached\x18\x06 \x01(\x08*b\n\rImageEncoding\x12\x1e\n\x1aIMAGE_ENCODING_UNSPECIFIED\x10\x00\x12\x18\n\x14IMAGE_ENCODING_BGR24\x10\x01\x12\x17\n\x13IMAGE_ENCODING_JPEG\x10\x02\x32\xc0\x01\n\rDecodeService\x12Y\n\x0cStreamFrames\x12\".rva.decode.v1.StreamFramesRequest\x1a#.rva.decode.v1.StreamFramesResponse0\x01\x12T\n\x0bListCameras\x12!.rva.decode.v1.ListCamerasRequest\x1a\".rva.decode.v1.ListCamerasResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,26 +37,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_VIDEOFRAME_TRACECONTEXTENTRY']._serialized_options = b'8\001'
   _globals['_SOURCESTATE_TRACECONTEXTENTRY']._loaded_options = None
   _globals['_SOURCESTATE_TRACECONTEXTENTRY']._serialized_options = b'8\001'
-  _globals['_IMAGEENCODING']._serialized_start=982
-  _globals['_IMAGEENCODING']._serialized_end=1080
+  _globals['_IMAGEENCODING']._serialized_start=1006
+  _globals['_IMAGEENCODING']._serialized_end=1104
   _globals['_VIDEOFRAME']._serialized_start=102
-  _globals['_VIDEOFRAME']._serialized_end=357
-  _globals['_VIDEOFRAME_TRACECONTEXTENTRY']._serialized_start=306
-  _globals['_VIDEOFRAME_TRACECONTEXTENTRY']._serialized_end=357
-  _globals['_STREAMFRAMESREQUEST']._serialized_start=359
-  _globals['_STREAMFRAMESREQUEST']._serialized_end=400
-  _globals['_STREAMFRAMESRESPONSE']._serialized_start=402
-  _globals['_STREAMFRAMESRESPONSE']._serialized_end=528
-  _globals['_SOURCESTATE']._serialized_start=531
-  _globals['_SOURCESTATE']._serialized_end=745
-  _globals['_SOURCESTATE_TRACECONTEXTENTRY']._serialized_start=306
-  _globals['_SOURCESTATE_TRACECONTEXTENTRY']._serialized_end=357
-  _globals['_LISTCAMERASREQUEST']._serialized_start=747
-  _globals['_LISTCAMERASREQUEST']._serialized_end=767
-  _globals['_LISTCAMERASRESPONSE']._serialized_start=769
-  _globals['_LISTCAMERASRESPONSE']._serialized_end=836
-  _globals['_CAMERASTATUS']._serialized_start=839
-  _globals['_CAMERASTATUS']._serialized_end=980
-  _globals['_DECODESERVICE']._serialized_start=1083
-  _globals['_DECODESERVICE']._serialized_end=1275
+  _globals['_VIDEOFRAME']._serialized_end=381
+  _globals['_VIDEOFRAME_TRACECONTEXTENTRY']._serialized_start=330
+  _globals['_VIDEOFRAME_TRACECONTEXTENTRY']._serialized_end=381
+  _globals['_STREAMFRAMESREQUEST']._serialized_start=383
+  _globals['_STREAMFRAMESREQUEST']._serialized_end=424
+  _globals['_STREAMFRAMESRESPONSE']._serialized_start=426
+  _globals['_STREAMFRAMESRESPONSE']._serialized_end=552
+  _globals['_SOURCESTATE']._serialized_start=555
+  _globals['_SOURCESTATE']._serialized_end=769
+  _globals['_SOURCESTATE_TRACECONTEXTENTRY']._serialized_start=330
+  _globals['_SOURCESTATE_TRACECONTEXTENTRY']._serialized_end=381
+  _globals['_LISTCAMERASREQUEST']._serialized_start=771
+  _globals['_LISTCAMERASREQUEST']._serialized_end=791
+  _globals['_LISTCAMERASRESPONSE']._serialized_start=793
+  _globals['_LISTCAMERASRESPONSE']._serialized_end=860
+  _globals['_CAMERASTATUS']._serialized_start=863
+  _globals['_CAMERASTATUS']._serialized_end=1004
+  _globals['_DECODESERVICE']._serialized_start=1107
+  _globals['_DECODESERVICE']._serialized_end=1299
 # @@protoc_insertion_point(module_scope)

@@ -19,7 +19,7 @@ IMAGE_ENCODING_BGR24: ImageEncoding
 IMAGE_ENCODING_JPEG: ImageEncoding
 
 class VideoFrame(_message.Message):
-    __slots__ = ("meta", "image", "encoding", "stream_id", "trace_context")
+    __slots__ = ("meta", "image", "encoding", "stream_id", "trace_context", "decoded_unix_s")
     class TraceContextEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -32,12 +32,14 @@ class VideoFrame(_message.Message):
     ENCODING_FIELD_NUMBER: _ClassVar[int]
     STREAM_ID_FIELD_NUMBER: _ClassVar[int]
     TRACE_CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    DECODED_UNIX_S_FIELD_NUMBER: _ClassVar[int]
     meta: _vision_pb2.FrameMeta
     image: bytes
     encoding: ImageEncoding
     stream_id: str
     trace_context: _containers.ScalarMap[str, str]
-    def __init__(self, meta: _Optional[_Union[_vision_pb2.FrameMeta, _Mapping]] = ..., image: _Optional[bytes] = ..., encoding: _Optional[_Union[ImageEncoding, str]] = ..., stream_id: _Optional[str] = ..., trace_context: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    decoded_unix_s: float
+    def __init__(self, meta: _Optional[_Union[_vision_pb2.FrameMeta, _Mapping]] = ..., image: _Optional[bytes] = ..., encoding: _Optional[_Union[ImageEncoding, str]] = ..., stream_id: _Optional[str] = ..., trace_context: _Optional[_Mapping[str, str]] = ..., decoded_unix_s: _Optional[float] = ...) -> None: ...
 
 class StreamFramesRequest(_message.Message):
     __slots__ = ("camera_ids",)

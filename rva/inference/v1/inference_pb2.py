@@ -26,7 +26,7 @@ from rva.decode.v1 import decode_pb2 as rva_dot_decode_dot_v1_dot_decode__pb2
 from rva.vision.v1 import vision_pb2 as rva_dot_vision_dot_v1_dot_vision__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n rva/inference/v1/inference.proto\x12\x10rva.inference.v1\x1a\x1arva/decode/v1/decode.proto\x1a\x1arva/vision/v1/vision.proto\"9\n\rDetectRequest\x12(\n\x05\x66rame\x18\x01 \x01(\x0b\x32\x19.rva.decode.v1.VideoFrame\"@\n\x0e\x44\x65tectResponse\x12.\n\x06result\x18\x01 \x01(\x0b\x32\x1e.rva.vision.v1.FrameDetections\"\x15\n\x13GetModelInfoRequest\"\xb5\x02\n\x14GetModelInfoResponse\x12\x0f\n\x07\x62\x61\x63kend\x18\x01 \x01(\t\x12@\n\x05names\x18\x02 \x03(\x0b\x32\x31.rva.inference.v1.GetModelInfoResponse.NamesEntry\x12\x42\n\x06labels\x18\x03 \x03(\x0b\x32\x32.rva.inference.v1.GetModelInfoResponse.LabelsEntry\x12\x14\n\x0cinput_height\x18\x04 \x01(\r\x12\x13\n\x0binput_width\x18\x05 \x01(\r\x1a,\n\nNamesEntry\x12\x0b\n\x03key\x18\x01 \x01(\x03\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\x03\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x97\x01\n\x10\x44\x65tectionsRecord\x12\x34\n\ndetections\x18\x01 \x01(\x0b\x32\x1e.rva.vision.v1.FrameDetectionsH\x00\x12\x32\n\x0csource_state\x18\x02 \x01(\x0b\x32\x1a.rva.decode.v1.SourceStateH\x00\x12\x11\n\tstream_id\x18\x03 \x01(\tB\x06\n\x04item2\xc2\x01\n\x10InferenceService\x12O\n\x06\x44\x65tect\x12\x1f.rva.inference.v1.DetectRequest\x1a .rva.inference.v1.DetectResponse(\x01\x30\x01\x12]\n\x0cGetModelInfo\x12%.rva.inference.v1.GetModelInfoRequest\x1a&.rva.inference.v1.GetModelInfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n rva/inference/v1/inference.proto\x12\x10rva.inference.v1\x1a\x1arva/decode/v1/decode.proto\x1a\x1arva/vision/v1/vision.proto\"9\n\rDetectRequest\x12(\n\x05\x66rame\x18\x01 \x01(\x0b\x32\x19.rva.decode.v1.VideoFrame\"@\n\x0e\x44\x65tectResponse\x12.\n\x06result\x18\x01 \x01(\x0b\x32\x1e.rva.vision.v1.FrameDetections\"\x15\n\x13GetModelInfoRequest\"\xb5\x02\n\x14GetModelInfoResponse\x12\x0f\n\x07\x62\x61\x63kend\x18\x01 \x01(\t\x12@\n\x05names\x18\x02 \x03(\x0b\x32\x31.rva.inference.v1.GetModelInfoResponse.NamesEntry\x12\x42\n\x06labels\x18\x03 \x03(\x0b\x32\x32.rva.inference.v1.GetModelInfoResponse.LabelsEntry\x12\x14\n\x0cinput_height\x18\x04 \x01(\r\x12\x13\n\x0binput_width\x18\x05 \x01(\r\x1a,\n\nNamesEntry\x12\x0b\n\x03key\x18\x01 \x01(\x03\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\x03\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xaf\x01\n\x10\x44\x65tectionsRecord\x12\x34\n\ndetections\x18\x01 \x01(\x0b\x32\x1e.rva.vision.v1.FrameDetectionsH\x00\x12\x32\n\x0csource_state\x18\x02 \x01(\x0b\x32\x1a.rva.decode.v1.SourceStateH\x00\x12\x11\n\tstream_id\x18\x03 \x01(\t\x12\x16\n\x0e\x64\x65\x63oded_unix_s\x18\x04 \x01(\x01\x42\x06\n\x04item2\xc2\x01\n\x10InferenceService\x12O\n\x06\x44\x65tect\x12\x1f.rva.inference.v1.DetectRequest\x1a .rva.inference.v1.DetectResponse(\x01\x30\x01\x12]\n\x0cGetModelInfo\x12%.rva.inference.v1.GetModelInfoRequest\x1a&.rva.inference.v1.GetModelInfoResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -50,7 +50,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETMODELINFORESPONSE_LABELSENTRY']._serialized_start=523
   _globals['_GETMODELINFORESPONSE_LABELSENTRY']._serialized_end=568
   _globals['_DETECTIONSRECORD']._serialized_start=571
-  _globals['_DETECTIONSRECORD']._serialized_end=722
-  _globals['_INFERENCESERVICE']._serialized_start=725
-  _globals['_INFERENCESERVICE']._serialized_end=919
+  _globals['_DETECTIONSRECORD']._serialized_end=746
+  _globals['_INFERENCESERVICE']._serialized_start=749
+  _globals['_INFERENCESERVICE']._serialized_end=943
 # @@protoc_insertion_point(module_scope)

@@ -53,11 +53,13 @@ class GetModelInfoResponse(_message.Message):
     def __init__(self, backend: _Optional[str] = ..., names: _Optional[_Mapping[int, str]] = ..., labels: _Optional[_Mapping[int, str]] = ..., input_height: _Optional[int] = ..., input_width: _Optional[int] = ...) -> None: ...
 
 class DetectionsRecord(_message.Message):
-    __slots__ = ("detections", "source_state", "stream_id")
+    __slots__ = ("detections", "source_state", "stream_id", "decoded_unix_s")
     DETECTIONS_FIELD_NUMBER: _ClassVar[int]
     SOURCE_STATE_FIELD_NUMBER: _ClassVar[int]
     STREAM_ID_FIELD_NUMBER: _ClassVar[int]
+    DECODED_UNIX_S_FIELD_NUMBER: _ClassVar[int]
     detections: _vision_pb2.FrameDetections
     source_state: _decode_pb2.SourceState
     stream_id: str
-    def __init__(self, detections: _Optional[_Union[_vision_pb2.FrameDetections, _Mapping]] = ..., source_state: _Optional[_Union[_decode_pb2.SourceState, _Mapping]] = ..., stream_id: _Optional[str] = ...) -> None: ...
+    decoded_unix_s: float
+    def __init__(self, detections: _Optional[_Union[_vision_pb2.FrameDetections, _Mapping]] = ..., source_state: _Optional[_Union[_decode_pb2.SourceState, _Mapping]] = ..., stream_id: _Optional[str] = ..., decoded_unix_s: _Optional[float] = ...) -> None: ...

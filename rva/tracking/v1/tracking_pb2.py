@@ -26,7 +26,7 @@ from rva.decode.v1 import decode_pb2 as rva_dot_decode_dot_v1_dot_decode__pb2
 from rva.vision.v1 import vision_pb2 as rva_dot_vision_dot_v1_dot_vision__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1erva/tracking/v1/tracking.proto\x12\x0frva.tracking.v1\x1a\x1arva/decode/v1/decode.proto\x1a\x1arva/vision/v1/vision.proto\")\n\x13StreamTracksRequest\x12\x12\n\ncamera_ids\x18\x01 \x03(\t\"B\n\x14StreamTracksResponse\x12*\n\x06tracks\x18\x01 \x01(\x0b\x32\x1a.rva.vision.v1.FrameTracks\"\x19\n\x17GetTrackingStatsRequest\"Q\n\x18GetTrackingStatsResponse\x12\x35\n\x07\x63\x61meras\x18\x01 \x03(\x0b\x32$.rva.tracking.v1.CameraTrackingStats\"\x89\x01\n\x13\x43\x61meraTrackingStats\x12\x11\n\tcamera_id\x18\x01 \x01(\t\x12\x0e\n\x06\x66rames\x18\x02 \x01(\x04\x12\x12\n\nduplicates\x18\x03 \x01(\x04\x12\x12\n\ngeneration\x18\x04 \x01(\x04\x12\x13\n\x0blive_tracks\x18\x05 \x01(\r\x12\x12\n\nlast_index\x18\x06 \x01(\x04\"\xcd\x01\n\x0cTracksRecord\x12,\n\x06tracks\x18\x01 \x01(\x0b\x32\x1a.rva.vision.v1.FrameTracksH\x00\x12\x32\n\x0csource_state\x18\x02 \x01(\x0b\x32\x1a.rva.decode.v1.SourceStateH\x00\x12\x11\n\tstream_id\x18\x03 \x01(\t\x12\x12\n\ngeneration\x18\x04 \x01(\x04\x12,\n\x0b\x66inal_ended\x18\x05 \x03(\x0b\x32\x17.rva.vision.v1.TrackEndB\x06\n\x04item2\xd9\x01\n\x0fTrackingService\x12]\n\x0cStreamTracks\x12$.rva.tracking.v1.StreamTracksRequest\x1a%.rva.tracking.v1.StreamTracksResponse0\x01\x12g\n\x10GetTrackingStats\x12(.rva.tracking.v1.GetTrackingStatsRequest\x1a).rva.tracking.v1.GetTrackingStatsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1erva/tracking/v1/tracking.proto\x12\x0frva.tracking.v1\x1a\x1arva/decode/v1/decode.proto\x1a\x1arva/vision/v1/vision.proto\")\n\x13StreamTracksRequest\x12\x12\n\ncamera_ids\x18\x01 \x03(\t\"B\n\x14StreamTracksResponse\x12*\n\x06tracks\x18\x01 \x01(\x0b\x32\x1a.rva.vision.v1.FrameTracks\"\x19\n\x17GetTrackingStatsRequest\"Q\n\x18GetTrackingStatsResponse\x12\x35\n\x07\x63\x61meras\x18\x01 \x03(\x0b\x32$.rva.tracking.v1.CameraTrackingStats\"\x89\x01\n\x13\x43\x61meraTrackingStats\x12\x11\n\tcamera_id\x18\x01 \x01(\t\x12\x0e\n\x06\x66rames\x18\x02 \x01(\x04\x12\x12\n\nduplicates\x18\x03 \x01(\x04\x12\x12\n\ngeneration\x18\x04 \x01(\x04\x12\x13\n\x0blive_tracks\x18\x05 \x01(\r\x12\x12\n\nlast_index\x18\x06 \x01(\x04\"\xe5\x01\n\x0cTracksRecord\x12,\n\x06tracks\x18\x01 \x01(\x0b\x32\x1a.rva.vision.v1.FrameTracksH\x00\x12\x32\n\x0csource_state\x18\x02 \x01(\x0b\x32\x1a.rva.decode.v1.SourceStateH\x00\x12\x11\n\tstream_id\x18\x03 \x01(\t\x12\x12\n\ngeneration\x18\x04 \x01(\x04\x12,\n\x0b\x66inal_ended\x18\x05 \x03(\x0b\x32\x17.rva.vision.v1.TrackEnd\x12\x16\n\x0e\x64\x65\x63oded_unix_s\x18\x06 \x01(\x01\x42\x06\n\x04item2\xd9\x01\n\x0fTrackingService\x12]\n\x0cStreamTracks\x12$.rva.tracking.v1.StreamTracksRequest\x1a%.rva.tracking.v1.StreamTracksResponse0\x01\x12g\n\x10GetTrackingStats\x12(.rva.tracking.v1.GetTrackingStatsRequest\x1a).rva.tracking.v1.GetTrackingStatsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,7 +44,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CAMERATRACKINGSTATS']._serialized_start=329
   _globals['_CAMERATRACKINGSTATS']._serialized_end=466
   _globals['_TRACKSRECORD']._serialized_start=469
-  _globals['_TRACKSRECORD']._serialized_end=674
-  _globals['_TRACKINGSERVICE']._serialized_start=677
-  _globals['_TRACKINGSERVICE']._serialized_end=894
+  _globals['_TRACKSRECORD']._serialized_end=698
+  _globals['_TRACKINGSERVICE']._serialized_start=701
+  _globals['_TRACKINGSERVICE']._serialized_end=918
 # @@protoc_insertion_point(module_scope)

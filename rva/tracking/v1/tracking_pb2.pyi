@@ -47,15 +47,17 @@ class CameraTrackingStats(_message.Message):
     def __init__(self, camera_id: _Optional[str] = ..., frames: _Optional[int] = ..., duplicates: _Optional[int] = ..., generation: _Optional[int] = ..., live_tracks: _Optional[int] = ..., last_index: _Optional[int] = ...) -> None: ...
 
 class TracksRecord(_message.Message):
-    __slots__ = ("tracks", "source_state", "stream_id", "generation", "final_ended")
+    __slots__ = ("tracks", "source_state", "stream_id", "generation", "final_ended", "decoded_unix_s")
     TRACKS_FIELD_NUMBER: _ClassVar[int]
     SOURCE_STATE_FIELD_NUMBER: _ClassVar[int]
     STREAM_ID_FIELD_NUMBER: _ClassVar[int]
     GENERATION_FIELD_NUMBER: _ClassVar[int]
     FINAL_ENDED_FIELD_NUMBER: _ClassVar[int]
+    DECODED_UNIX_S_FIELD_NUMBER: _ClassVar[int]
     tracks: _vision_pb2.FrameTracks
     source_state: _decode_pb2.SourceState
     stream_id: str
     generation: int
     final_ended: _containers.RepeatedCompositeFieldContainer[_vision_pb2.TrackEnd]
-    def __init__(self, tracks: _Optional[_Union[_vision_pb2.FrameTracks, _Mapping]] = ..., source_state: _Optional[_Union[_decode_pb2.SourceState, _Mapping]] = ..., stream_id: _Optional[str] = ..., generation: _Optional[int] = ..., final_ended: _Optional[_Iterable[_Union[_vision_pb2.TrackEnd, _Mapping]]] = ...) -> None: ...
+    decoded_unix_s: float
+    def __init__(self, tracks: _Optional[_Union[_vision_pb2.FrameTracks, _Mapping]] = ..., source_state: _Optional[_Union[_decode_pb2.SourceState, _Mapping]] = ..., stream_id: _Optional[str] = ..., generation: _Optional[int] = ..., final_ended: _Optional[_Iterable[_Union[_vision_pb2.TrackEnd, _Mapping]]] = ..., decoded_unix_s: _Optional[float] = ...) -> None: ...

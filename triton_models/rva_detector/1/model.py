@@ -8,13 +8,35 @@ is placed next to this file when the repository is prepared; it is never committ
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import sys
 from typing import Any
 
-import numpy as np
-import onnxruntime as ort
-import triton_python_backend_utils as pb_utils
+# The stub embeds Python ignoring PYTHONPATH; a launcher that wants an environment's packages
+# (services.common.servers.TritonServer: the venv's onnxruntime) lists them here.
+for _path in reversed(os.environ.get("RVA_TRITON_PYTHONPATH", "").split(os.pathsep)):
+    if _path and _path not in sys.path:
+        sys.path.insert(1, _path)
+
+import numpy as np  # noqa: E402
+import onnxruntime as ort  # noqa: E402
+import triton_python_backend_utils as pb_utils  # noqa: E402
+
+
+# Tensor.from_dlpack renames the capsule it consumed "used_dlpack"; numpy's capsule destructor only
+# recognises "used_dltensor" and would print an (harmless) error for every response. Rename it so.
+_USED_NAME = ctypes.c_char_p(b"used_dltensor")
+_set_capsule_name = ctypes.pythonapi.PyCapsule_SetName
+_set_capsule_name.argtypes = [ctypes.py_object, ctypes.c_char_p]
+
+
+def _output_tensor(name: str, rows: np.ndarray) -> Any:
+    capsule = np.ascontiguousarray(rows, np.float32).__dlpack__()
+    tensor = pb_utils.Tensor.from_dlpack(name, capsule)
+    _set_capsule_name(capsule, _USED_NAME.value)
+    return tensor
 
 
 class TritonPythonModel:
@@ -37,7 +59,9 @@ class TritonPythonModel:
 
     def execute(self, requests: list[Any]) -> list[Any]:
         """Run every request of the batch in one session call; answer each with its own rows."""
-        arrays = [pb_utils.get_input_tensor_by_name(r, self.input_name).as_numpy() for r in requests]
+        # Tensors cross as DLPack: as_numpy() and Tensor(name, array) of this stub's pybind11 build
+        # return wrong or empty data under numpy 2.
+        arrays = [np.from_dlpack(pb_utils.get_input_tensor_by_name(r, self.input_name)) for r in requests]
         sizes = [a.shape[0] for a in arrays]
         batch = np.ascontiguousarray(np.concatenate(arrays), np.float32)
         if self.dynamic_batch:
@@ -48,7 +72,7 @@ class TritonPythonModel:
             )
         responses, start = [], 0
         for size in sizes:
-            tensor = pb_utils.Tensor(self.output_name, output[start : start + size])
+            tensor = _output_tensor(self.output_name, output[start : start + size])
             responses.append(pb_utils.InferenceResponse(output_tensors=[tensor]))
             start += size
         return responses

@@ -1,0 +1,166 @@
+"""The JetStream work stream between inference, tracking and analytics.
+
+Subjects ``rva_work.<store>.<camera>.detections`` (inference -> tracking) and
+``rva_work.<store>.<camera>.tracks`` (tracking -> analytics) in the stream ``RVA_WORK``
+(work-queue retention: a message is deleted once its consumer acknowledged it). They live outside
+``rva.>`` on purpose: that prefix is the events stream's, which consumers read as events only.
+
+Each consuming service reads each camera through its own durable pull consumer
+(``tracking-<camera>``, ``analytics-<camera>``) and acknowledges a message only after its output
+is acknowledged downstream. A killed consumer therefore resumes exactly where its last ack left
+off: nothing is lost, and what is redelivered is recognised by its ``Nats-Msg-Id`` (JetStream
+drops the duplicate output) or by its frame index (the consumer skips it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import nats
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import NotFoundError
+
+from rva.bus.jetstream import subject_for
+from rva.service_config import ConsumerServiceConfig, NatsConfig
+
+log = logging.getLogger(__name__)
+
+WORK_STREAM = "RVA_WORK"
+WORK_SUBJECTS = "rva_work.>"
+
+
+def work_subject(store: str, camera: str, kind: str) -> str:
+    """``rva_work.<store>.<camera>.<kind>`` (``kind``: ``detections`` or ``tracks``)."""
+    return "rva_work" + subject_for(store, camera, kind).removeprefix("rva")
+
+
+async def connect(cfg: NatsConfig, name: str, *, deadline_s: float = 30.0) -> tuple[Any, Any]:
+    """Connect to NATS (retrying the first connection until ``deadline_s``) and return ``(nc, js)``.
+
+    Once connected the client reconnects forever with a short wait; JetStream API calls get
+    ``publish_timeout_s`` as their deadline.
+
+    Raises:
+        ConnectionError: No connection within ``deadline_s``.
+
+    """
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline_s
+    delay = 0.1
+    while True:
+        try:
+            nc = await nats.connect(
+                cfg.url, name=name, connect_timeout=cfg.connect_timeout_s, allow_reconnect=True,
+                max_reconnect_attempts=-1, reconnect_time_wait=0.5, ping_interval=10, max_outstanding_pings=3,
+                error_cb=_log_error, disconnected_cb=_log_disconnect, reconnected_cb=_log_reconnect,
+            )
+            return nc, nc.jetstream(timeout=cfg.publish_timeout_s)
+        except Exception as err:  # nats raises NoServersError, TimeoutError, OSError...
+            if loop.time() + delay > end:
+                raise ConnectionError(f"cannot connect to NATS at {cfg.url} within {deadline_s} s: {err!r}") from err
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
+async def _log_error(err: Exception) -> None:
+    log.warning("NATS error: %r", err)
+
+
+async def _log_disconnect() -> None:
+    log.warning("NATS disconnected; reconnecting")
+
+
+async def _log_reconnect() -> None:
+    log.info("NATS reconnected")
+
+
+async def ensure_work_stream(js: Any, cfg: NatsConfig) -> Any:
+    """Create ``RVA_WORK`` if missing (bounded by age and bytes; oldest work discarded past them)."""
+    try:
+        return await js.stream_info(WORK_STREAM)
+    except NotFoundError:
+        pass
+    config = StreamConfig(
+        name=WORK_STREAM,
+        subjects=[WORK_SUBJECTS],
+        retention=RetentionPolicy.WORK_QUEUE,
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.OLD,
+        max_age=cfg.work_max_age_s,
+        max_bytes=cfg.work_max_bytes,
+        duplicate_window=cfg.duplicate_window_s,
+        description="RVA work between services: rva_work.<store>.<camera>.detections|tracks",
+    )
+    try:
+        return await js.add_stream(config)
+    except Exception:  # another service created it meanwhile
+        return await js.stream_info(WORK_STREAM)
+
+
+class WorkConsumer:
+    """One camera's durable pull consumer of a work subject, as an async iterator of messages.
+
+    Args:
+        js: JetStream context.
+        subject: The work subject (one camera).
+        durable: Durable consumer name (survives restarts: the stream resumes from its ack floor).
+        cfg: Ack wait, max pending, fetch batch.
+
+    """
+
+    def __init__(self, js: Any, subject: str, durable: str, cfg: ConsumerServiceConfig) -> None:
+        self.js = js
+        self.subject = subject
+        self.durable = durable
+        self.cfg = cfg
+        self._sub: Any = None
+
+    async def open(self) -> None:
+        """Create or bind the durable consumer."""
+        config = ConsumerConfig(
+            durable_name=self.durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=self.cfg.ack_wait_s,
+            max_ack_pending=self.cfg.max_ack_pending,
+            filter_subject=self.subject,
+        )
+        self._sub = await self.js.pull_subscribe(self.subject, durable=self.durable, stream=WORK_STREAM, config=config)
+
+    async def messages(self, stop: asyncio.Event, poll_s: float = 1.0) -> AsyncIterator[Any]:
+        """Yield messages in stream order until ``stop`` is set (checked between fetches)."""
+        if self._sub is None:
+            await self.open()
+        while not stop.is_set():
+            try:
+                msgs = await self._sub.fetch(self.cfg.fetch_batch, timeout=poll_s)
+            except (TimeoutError, nats.errors.TimeoutError):
+                continue
+            except nats.errors.ConnectionClosedError:
+                return
+            except Exception as err:  # transient JetStream/API errors: back off, retry
+                log.warning("fetch from %s failed: %r", self.durable, err)
+                await asyncio.sleep(poll_s)
+                continue
+            for msg in msgs:
+                yield msg
+
+    async def close(self) -> None:
+        """Stop fetching (the durable consumer stays on the server)."""
+        if self._sub is not None:
+            try:
+                await self._sub.unsubscribe()
+            except Exception:  # already closed with the connection
+                pass
+            self._sub = None

@@ -1,0 +1,1 @@
+"""The decode service: video sources -> frames, streamed over gRPC."""

@@ -1,0 +1,1 @@
+"""The inference service: frames from decode -> detector (Triton or onnxruntime) -> JetStream."""

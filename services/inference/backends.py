@@ -1,0 +1,160 @@
+"""One async interface over the detector backends: frames in, detections out, batched across cameras.
+
+* Triton (:class:`TritonBackend`): every frame is its own request, up to ``max_inflight`` at once;
+  Triton's dynamic batcher groups them (across cameras and across inference replicas).
+* In-process (:class:`LocalBackend`, onnxruntime, the no-Triton default): frames queue up and run in
+  micro-batches of at most ``max_batch`` (waiting at most ``max_delay_ms`` for one to fill) in a
+  worker thread, so the event loop keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from rva.config import DetectorConfig
+from rva.core.detections import Detections
+from rva.detect import Detector, create_detector
+from rva.detect.triton_detector import BackendUnavailableError, TritonDetector
+from rva.service_config import InferenceServiceConfig
+
+__all__ = ["AsyncDetector", "BackendUnavailableError", "LocalBackend", "TritonBackend", "open_backend"]
+
+
+class AsyncDetector(Protocol):
+    """What the inference service calls."""
+
+    kind: str
+    names: dict[int, str]
+    labels: dict[int, str]
+    input_hw: tuple[int, int]
+
+    async def detect(self, image: npt.NDArray[np.uint8], headers: Mapping[str, str] | None = None) -> Detections:
+        """Detections of one frame (raises BackendUnavailableError when the backend is down)."""
+        ...
+
+    async def ready(self) -> bool:
+        """True when the backend can take requests now."""
+        ...
+
+    async def close(self) -> None:
+        """Release the backend."""
+        ...
+
+
+class TritonBackend:
+    """Single-frame requests to Triton, at most ``max_inflight`` in flight."""
+
+    kind = "triton"
+
+    def __init__(self, detector: TritonDetector) -> None:
+        self.detector = detector
+        self.names = detector.names
+        self.labels = detector.labels
+        self.input_hw = detector.input_hw
+        self._slots = asyncio.Semaphore(detector.cfg.max_inflight)
+
+    async def detect(self, image: npt.NDArray[np.uint8], headers: Mapping[str, str] | None = None) -> Detections:
+        """Detections of one frame (Triton batches concurrent calls)."""
+        async with self._slots:
+            return (await self.detector.detect_async([image], headers))[0]
+
+    async def ready(self) -> bool:
+        """Ask Triton whether the model is ready (with the request deadline)."""
+        import tritonclient.grpc.aio as aioclient
+
+        client = aioclient.InferenceServerClient(self.detector.cfg.url)
+        try:
+            return bool(
+                await client.is_model_ready(
+                    self.detector.cfg.model_name, self.detector.cfg.model_version,
+                    client_timeout=self.detector.cfg.timeout_s,
+                )
+            )
+        except Exception:  # down or unreachable
+            return False
+        finally:
+            await client.close()
+
+    async def close(self) -> None:
+        """Close both channels."""
+        await self.detector.aclose()
+        self.detector.close()
+
+
+class LocalBackend:
+    """Any :class:`~rva.detect.Detector` in this process, micro-batched in a worker thread."""
+
+    kind = "onnx"
+
+    def __init__(self, detector: Detector, max_batch: int = 8, max_delay_ms: float = 5.0) -> None:
+        self.detector = detector
+        self.names = detector.names
+        self.labels = detector.labels
+        self.input_hw = getattr(detector, "input_hw", (0, 0))
+        self.max_batch = max_batch
+        self.max_delay_s = max_delay_ms / 1000
+        self._queue: asyncio.Queue[tuple[npt.NDArray[np.uint8], asyncio.Future[Detections]]] = asyncio.Queue()
+        self._worker: asyncio.Task[None] | None = None
+        self.batch_sizes: list[int] = []
+
+    async def detect(self, image: npt.NDArray[np.uint8], headers: Mapping[str, str] | None = None) -> Detections:
+        """Queue one frame and wait for its batch."""
+        if self._worker is None:
+            self._worker = asyncio.create_task(self._run())
+        future: asyncio.Future[Detections] = asyncio.get_running_loop().create_future()
+        await self._queue.put((image, future))
+        return await future
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self._queue.get()]
+            deadline = loop.time() + self.max_delay_s
+            while len(batch) < self.max_batch:
+                try:
+                    batch.append(await asyncio.wait_for(self._queue.get(), max(deadline - loop.time(), 0)))
+                except TimeoutError:
+                    break
+            self.batch_sizes.append(len(batch))
+            try:
+                found = await asyncio.to_thread(self.detector.detect, [image for image, _ in batch])
+            except Exception as err:  # one bad batch must not stop the worker
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(err)
+                continue
+            for (_, future), dets in zip(batch, found, strict=True):
+                if not future.done():
+                    future.set_result(dets)
+
+    async def ready(self) -> bool:
+        """An in-process detector is always ready."""
+        return True
+
+    async def close(self) -> None:
+        """Stop the worker and free the detector."""
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+        self.detector.close()
+
+
+def open_backend(cfg: DetectorConfig, service: InferenceServiceConfig, detector: Any = None) -> AsyncDetector:
+    """The backend ``cfg`` names (``detector`` overrides it, e.g. one shared by tests).
+
+    Raises:
+        BackendUnavailableError: Triton cannot be reached at start.
+        ModelError: The model cannot be loaded or described.
+
+    """
+    det = detector if detector is not None else create_detector(cfg)
+    if isinstance(det, TritonDetector):
+        return TritonBackend(det)
+    return LocalBackend(det, service.max_batch, service.max_delay_ms)
