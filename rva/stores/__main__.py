@@ -38,9 +38,9 @@ def _writers(postgres: str | None, clickhouse: str | None, clickhouse_db: str, r
 
         writers.append(PostgresWriter(postgres))
     if clickhouse:
-        from rva.stores.clickhouse import ClickHouseWriter, open_driver
+        from rva.stores.clickhouse import ClickHouseWriter
 
-        writers.append(ClickHouseWriter(open_driver(clickhouse), clickhouse_db))
+        writers.append(ClickHouseWriter.open(clickhouse, clickhouse_db))
     if redis_url:
         from rva.stores.redis_live import RedisLiveWriter
 
@@ -106,6 +106,7 @@ def run(
     until_caught_up: Annotated[bool, typer.Option(help="Exit once nothing is pending (a backfill).")] = False,
     start_seq: Annotated[int | None, typer.Option(help="New durables start at this stream sequence.")] = None,
     create_stream: Annotated[bool, typer.Option(help="Create the stream if it is missing.")] = True,
+    fanout: Annotated[bool, typer.Option(help="One consumer writes every store (decodes once).")] = False,
     stats_every: Annotated[float, typer.Option(help="Log the counters every this many seconds.")] = 30.0,
 ) -> None:
     """Run one durable consumer per configured store until SIGTERM (or until caught up)."""
@@ -118,6 +119,10 @@ def run(
     if not writers:
         typer.echo("error: name at least one store (--postgres, --clickhouse, --redis)", err=True)
         raise typer.Exit(2)
+    if fanout:
+        from rva.stores.fanout import FanoutWriter
+
+        writers = [FanoutWriter(writers)]
     try:
         summary = asyncio.run(_run(
             nats_url, writers, tenant=tenant, stream=stream, durable_prefix=durable_prefix, batch_size=batch_size,
@@ -146,9 +151,9 @@ def migrate(
         with connect(postgres) as conn:
             typer.echo(f"postgres: {pg_migrate(conn, timescale=timescale)}")
     if clickhouse:
-        from rva.stores.clickhouse import ClickHouseWriter, open_driver
+        from rva.stores.clickhouse import ClickHouseWriter
 
-        ClickHouseWriter(open_driver(clickhouse), clickhouse_db).close()
+        ClickHouseWriter.open(clickhouse, clickhouse_db).close()
         typer.echo(f"clickhouse: {clickhouse_db}")
 
 
@@ -201,9 +206,11 @@ def stats(
             events, visits, crossings = conn.execute(q, {"t": tenant}).fetchone() or (0, 0, 0)
             out["postgres"] = {"events": events, "visits": visits, "line_crossings": crossings}
     if clickhouse:
-        from rva.stores.clickhouse import ClickHouseQueries, open_driver
+        from rva.stores.clickhouse import open_driver
+        from rva.stores.clickhouse_queries import ClickHouseQueries
 
-        out["clickhouse"] = {"events": ClickHouseQueries(open_driver(clickhouse), clickhouse_db).count_events(tenant)}
+        ch = ClickHouseQueries(open_driver(clickhouse), clickhouse_db)
+        out["clickhouse"] = {"events": ch.count_events(tenant), "hourly_total": ch.count_hourly(tenant)}
     typer.echo(json.dumps(out))
 
 

@@ -17,7 +17,6 @@ import json
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlparse
 
@@ -26,7 +25,6 @@ import pyarrow as pa
 from rva.stores import faults
 from rva.stores.errors import StoreRejected, StoreUnavailable
 from rva.stores.records import ID_PATTERN, StoredEvent
-from rva.stores.results import FunnelStep, HourlyCount, Journey, Scope
 
 _EVENT_COLUMNS = """
     tenant     LowCardinality(String),
@@ -167,14 +165,25 @@ class ServerDriver(ClickHouseDriver):
         except Exception as err:
             raise StoreUnavailable(f"clickhouse {u.hostname}: {err}") from None
 
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        from clickhouse_connect.driver.exceptions import OperationalError
+
+        try:
+            return fn(*args, **kwargs)
+        except OperationalError as err:  # connection refused, timeouts: retry later
+            raise StoreUnavailable(f"clickhouse: {err}") from None
+        except Exception as err:  # the server refused the statement or the data
+            raise StoreRejected(f"clickhouse: {err}") from None
+
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:  # noqa: D102
-        self._client.command(sql, parameters=dict(params) if params else None)
+        self._call(self._client.command, sql, parameters=dict(params) if params else None)
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:  # noqa: D102
-        return [tuple(r) for r in self._client.query(sql, parameters=dict(params) if params else None).result_rows]
+        result = self._call(self._client.query, sql, parameters=dict(params) if params else None)
+        return [tuple(r) for r in result.result_rows]
 
     def insert_arrow(self, table: str, data: pa.Table) -> None:  # noqa: D102
-        self._client.insert_arrow(table, data)
+        self._call(self._client.insert_arrow, table, data)
 
     def close(self) -> None:  # noqa: D102
         self._client.close()
@@ -198,17 +207,24 @@ def open_driver(url: str) -> ClickHouseDriver:
 
 def to_arrow(batch: Sequence[StoredEvent]) -> pa.Table:
     """The Arrow table of a batch, in the ``events`` column order."""
-    cols: dict[str, list[Any]] = {name: [] for name in _ARROW_SCHEMA.names}
-    for r in batch:
-        e = r.event
-        values = (
-            r.tenant, r.store, e.camera, round(e.ts * 1e6), r.event_id.hex, str(e.type), e.track_id,
-            e.zone or "", e.line or "", e.queue or "", "" if e.direction is None else str(e.direction),
-            e.dwell_s, None if e.enter_ts is None else round(e.enter_ts * 1e6), e.wait_s,
-            json.dumps(e.attrs, separators=(",", ":")) if e.attrs else "",
-        )
-        for name, value in zip(_ARROW_SCHEMA.names, values, strict=True):
-            cols[name].append(value)
+    ev = [r.event for r in batch]
+    cols: dict[str, list[Any]] = {
+        "tenant": [r.tenant for r in batch],
+        "store": [r.store for r in batch],
+        "camera": [e.camera for e in ev],
+        "ts": [round(e.ts * 1e6) for e in ev],
+        "event_id": [r.event_id.hex for r in batch],
+        "type": [e.type.value for e in ev],
+        "track_id": [e.track_id for e in ev],
+        "zone": [e.zone or "" for e in ev],
+        "line": [e.line or "" for e in ev],
+        "queue": [e.queue or "" for e in ev],
+        "direction": ["" if e.direction is None else e.direction.value for e in ev],
+        "dwell_s": [e.dwell_s for e in ev],
+        "enter_ts": [None if e.enter_ts is None else round(e.enter_ts * 1e6) for e in ev],
+        "wait_s": [e.wait_s for e in ev],
+        "attrs": [json.dumps(e.attrs, separators=(",", ":")) if e.attrs else "" for e in ev],
+    }
     return pa.table(cols, schema=_ARROW_SCHEMA)
 
 
@@ -216,13 +232,21 @@ class ClickHouseWriter:
     """Writes batches into ``<db>.events``; duplicates collapse (ReplacingMergeTree + ``FINAL`` reads).
 
     Args:
-        driver: An open driver.
+        driver: An open driver (the caller keeps owning it; see :meth:`open`).
         database: Database name (created with the tables if missing).
         raw_days: TTL of raw events.
 
     """
 
     name = "clickhouse"
+    _owns_driver = False
+
+    @classmethod
+    def open(cls, url: str, database: str = "rva", raw_days: int = 400) -> ClickHouseWriter:
+        """A writer on its own driver (see :func:`open_driver`), closed with the writer."""
+        writer = cls(open_driver(url), database, raw_days)
+        writer._owns_driver = True
+        return writer
 
     def __init__(self, driver: ClickHouseDriver, database: str = "rva", raw_days: int = 400) -> None:
         if not ID_PATTERN.match(database):
@@ -252,132 +276,7 @@ class ClickHouseWriter:
         return len(batch)
 
     def close(self) -> None:
-        """Close the driver."""
-        self.driver.close()
+        """Close the driver if this writer opened it."""
+        if self._owns_driver:
+            self.driver.close()
 
-
-class ClickHouseQueries:
-    """Journeys, funnels and hourly counts, written once for both drivers.
-
-    Args:
-        driver: An open driver.
-        database: Database name.
-
-    """
-
-    def __init__(self, driver: ClickHouseDriver, database: str = "rva") -> None:
-        if not ID_PATTERN.match(database):
-            raise ValueError(f"clickhouse database: expected {ID_PATTERN.pattern}, got {database!r}")
-        self.driver = driver
-        self.db = database
-
-    @staticmethod
-    def _where(scope: Scope, params: dict[str, Any]) -> str:
-        params.update(tenant=scope.tenant, start_us=scope.start_us, end_us=scope.end_us)
-        sql = (
-            "tenant = {tenant:String} AND ts >= fromUnixTimestamp64Micro({start_us:Int64}, 'UTC') "
-            "AND ts < fromUnixTimestamp64Micro({end_us:Int64}, 'UTC')"
-        )
-        for key in ("store", "camera"):
-            value = getattr(scope, key)
-            if value is not None:
-                params[key] = value
-                sql += f" AND {key} = {{{key}:String}}"
-        return sql
-
-    def top_journeys(
-        self, scope: Scope, *, limit: int = 10, min_zones: int = 1, ends_at: str | None = None
-    ) -> list[Journey]:
-        """The most common zone paths: per visitor (store, camera, track), zones in order of entry.
-
-        Args:
-            scope: Tenant, stores, cameras and window (zone entries inside it).
-            limit: How many paths.
-            min_zones: Leave out paths shorter than this.
-            ends_at: Only paths whose last zone is this one ("which paths end at the fitting rooms").
-
-        Returns:
-            Paths by visitors, most first (ties by path).
-
-        """
-        if not 1 <= limit <= 1000 or min_zones < 1:
-            raise ValueError(f"top_journeys: expected 1 <= limit <= 1000 and min_zones >= 1, got {limit}, {min_zones}")
-        params: dict[str, Any] = {"limit": limit, "min_zones": min_zones}
-        having = "length(path) >= {min_zones:UInt32}"
-        if ends_at is not None:
-            params["ends_at"] = ends_at
-            having += " AND path[-1] = {ends_at:String}"
-        sql = f"""
-SELECT path, count() AS visitors FROM (
-    SELECT arrayCompact(arrayMap(x -> x.2, arraySort(groupArray((ts, zone))))) AS path
-    FROM {self.db}.events FINAL
-    WHERE {self._where(scope, params)} AND type = 'zone_enter'
-    GROUP BY store, camera, track_id
-) WHERE {having}
-GROUP BY path ORDER BY visitors DESC, path ASC LIMIT {{limit:UInt32}}"""
-        return [Journey(tuple(path), int(n)) for path, n in self.driver.query(sql, params)]
-
-    def funnel(self, scope: Scope, steps: Sequence[str], *, window_s: float = 3600.0) -> list[FunnelStep]:
-        """Conversion through zones entered in order, each within ``window_s`` of the first step.
-
-        Uses ClickHouse's ``windowFunnel`` per visitor (store, camera, track) over zone entries.
-
-        Args:
-            scope: Tenant, stores, cameras and window.
-            steps: 2 to 10 zone names, in funnel order.
-            window_s: Longest time from entering the first step to entering the last one counted.
-
-        Returns:
-            One :class:`FunnelStep` per step.
-
-        """
-        if not 2 <= len(steps) <= 10 or window_s <= 0:
-            raise ValueError(f"funnel: expected 2-10 steps and window_s > 0, got {len(steps)} steps, {window_s}")
-        params: dict[str, Any] = {"window_us": round(window_s * 1e6)}
-        conds = []
-        for i, zone in enumerate(steps):
-            params[f"s{i}"] = zone
-            conds.append(f"zone = {{s{i}:String}}")
-        in_list = ", ".join(f"{{s{i}:String}}" for i in range(len(steps)))
-        sql = f"""
-SELECT level, count() FROM (
-    SELECT windowFunnel({{window_us:UInt64}})(toUInt64(toUnixTimestamp64Micro(ts)), {", ".join(conds)}) AS level
-    FROM {self.db}.events FINAL
-    WHERE {self._where(scope, params)} AND type = 'zone_enter' AND zone IN ({in_list})
-    GROUP BY store, camera, track_id
-) GROUP BY level"""
-        by_level = {int(level): int(n) for level, n in self.driver.query(sql, params)}
-        reached = [sum(n for level, n in by_level.items() if level > i) for i in range(len(steps))]
-        return [
-            FunnelStep(
-                zone, reached[i],
-                reached[i] / reached[0] if reached[0] else 0.0,
-                reached[i] / reached[i - 1] if i and reached[i - 1] else (1.0 if i == 0 and reached[0] else 0.0),
-            )
-            for i, zone in enumerate(steps)
-        ]
-
-    def hourly_counts(self, scope: Scope, *, event_type: str | None = None) -> list[HourlyCount]:
-        """Distinct events per hour, camera, type, name and direction, from the materialized view.
-
-        Hours whose start lies in ``[start, end)`` are returned (align the window to hours for exact totals).
-        """
-        params: dict[str, Any] = {}
-        where = self._where(scope, params).replace("ts >=", "hour >=").replace("ts <", "hour <")
-        if event_type is not None:
-            params["type"] = event_type
-            where += " AND type = {type:String}"
-        sql = f"""
-SELECT toUnixTimestamp(hour) AS h, camera, type, name, direction, uniqExactMerge(events) AS n
-FROM {self.db}.hourly_counts WHERE {where}
-GROUP BY h, camera, type, name, direction ORDER BY h, camera, type, name, direction"""
-        return [
-            HourlyCount(datetime.fromtimestamp(int(h), UTC), cam, typ, name, direction, int(n))
-            for h, cam, typ, name, direction, n in self.driver.query(sql, params)
-        ]
-
-    def count_events(self, tenant: str) -> int:
-        """Distinct events stored for a tenant (``FINAL``: what every query sees)."""
-        sql = f"SELECT count() FROM {self.db}.events FINAL WHERE tenant = {{t:String}}"
-        rows = self.driver.query(sql, {"t": tenant})
-        return int(rows[0][0])

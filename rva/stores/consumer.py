@@ -1,9 +1,9 @@
 """Durable JetStream consumers that feed one store writer each: batch (<= max_wait_s), commit, then ack.
 
-A message is acknowledged only after its batch is committed (or after it went to the dead-letter
-subject), so a writer killed at any point loses nothing: what was not acked is redelivered, and the
-stores' idempotent writes absorb what had been committed already. Bad messages go to
-``rva.dlq.<reason>`` with the reason and error in headers; the consumer keeps going.
+A batch's messages are acknowledged (explicitly, one by one) only after it is committed and its bad
+messages are on the dead-letter subject, so a writer killed at any point loses nothing: what was not
+acked is redelivered, and the stores' idempotent writes absorb what had been committed already. Bad
+messages go to ``rva.dlq.<reason>`` with the reason and error in headers; the consumer keeps going.
 """
 
 from __future__ import annotations
@@ -114,6 +114,8 @@ class EventConsumer:
         except nats.js.errors.NotFoundError:
             config = ConsumerConfig(
                 durable_name=self.durable,
+                # Not AckPolicy.ALL: a cumulative ack would also ack messages a killed predecessor
+                # left unacked and not yet redelivered, losing them (the kill test catches exactly that).
                 ack_policy=AckPolicy.EXPLICIT,
                 deliver_policy=DeliverPolicy.BY_START_SEQUENCE if self.start_seq else DeliverPolicy.ALL,
                 opt_start_seq=self.start_seq,

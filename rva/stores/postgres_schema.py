@@ -82,6 +82,8 @@ ROLLUPS: dict[str, tuple[str, tuple[str, ...], tuple[tuple[str, str, str], ...]]
         ("wait_max_s", "double precision", "max(wait_s) FILTER (WHERE type = 'queue_served')"),
     )),
 }
+#: Event kinds the query layer reads from ``events`` itself (the partial index covers only these).
+RAW_READ = ("queue_join", "queue_served", "queue_abandon", "heatmap_snapshot")
 #: How a rollup column merges with a new partial row (native mode).
 _MERGE = {"wait_max_s": "greatest(r.{c}, EXCLUDED.{c})"}
 
@@ -104,7 +106,9 @@ def schema_v1(timescale: bool, retention: Retention = DEFAULT_RETENTION) -> list
     out = ["CREATE EXTENSION IF NOT EXISTS timescaledb"] if timescale else []
     out += [
         f"CREATE TABLE {s}.events ({_EVENT_COLUMNS}\n){part}",
-        f"CREATE INDEX events_scope_idx ON {s}.events (tenant, store, type, ts)",
+        # Partial: only the kinds queries read from raw events (queue waits, heatmaps); the rest are read
+        # through visits and rollups, and indexing them would cost every insert.
+        f"CREATE INDEX events_scope_idx ON {s}.events (tenant, store, type, ts) WHERE type IN ({_types_sql(RAW_READ)})",
         f"CREATE TABLE {s}.visits ({_VISIT_COLUMNS}\n){vpart}",
     ]
     if timescale:

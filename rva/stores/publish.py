@@ -17,7 +17,7 @@ DEFAULT_STREAM = "RVA_EVENTS"
 
 
 async def ensure_stream(js: JetStreamContext, name: str = DEFAULT_STREAM, *, max_age_s: float = 7 * 86400) -> None:
-    """Create the events stream if it is missing (event subjects plus ``rva.dlq.>``); leave an existing one.
+    """Create the events stream if it is missing (event subjects plus ``rva.dlq.*``); leave an existing one.
 
     Args:
         js: JetStream context.
@@ -28,7 +28,7 @@ async def ensure_stream(js: JetStreamContext, name: str = DEFAULT_STREAM, *, max
     try:
         await js.stream_info(name)
     except nats.js.errors.NotFoundError:
-        subjects = [*EVENT_SUBJECTS, f"{DLQ_PREFIX}.>"]
+        subjects = [*EVENT_SUBJECTS, f"{DLQ_PREFIX}.*"]
         await js.add_stream(StreamConfig(name=name, subjects=subjects, max_age=max_age_s, duplicate_window=120.0))
 
 

@@ -17,7 +17,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 import psycopg
 
-from rva.stores.clickhouse import ClickHouseDriver, ClickHouseQueries
+from rva.stores.clickhouse import ClickHouseDriver
+from rva.stores.clickhouse_queries import ClickHouseQueries
 from rva.stores.errors import StoreUnavailable
 from rva.stores.postgres import connect
 from rva.stores.records import ID_PATTERN

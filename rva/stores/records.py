@@ -19,6 +19,7 @@ from typing import Any
 from google.protobuf.message import DecodeError
 
 from rva.core.events import SCHEMA_VERSION, Event, EventType
+from rva.events.v1 import events_pb2 as pb
 from rva.stores.errors import BadEvent, DeadLetterReason
 
 JSON_CONTENT_TYPE = "application/json"
@@ -134,8 +135,6 @@ def _check_version(version: Any) -> None:
 
 
 def _from_proto(data: bytes) -> tuple[str, str, Event]:
-    from rva.events.v1 import events_pb2 as pb
-
     try:
         msg = pb.Event.FromString(data)
     except DecodeError as err:
@@ -194,10 +193,11 @@ def _validate(e: Event) -> None:
         raise _bad("zone_exit: needs enter_ts or dwell_s")
     if e.type is EventType.HEATMAP_SNAPSHOT:
         _validate_heatmap(e.attrs)
-    try:
-        json.dumps(e.attrs, allow_nan=False)
-    except (TypeError, ValueError) as err:
-        raise _bad(f"attrs: not plain JSON ({err})") from None
+    if e.attrs:
+        try:
+            json.dumps(e.attrs, allow_nan=False)
+        except (TypeError, ValueError) as err:
+            raise _bad(f"attrs: not plain JSON ({err})") from None
 
 
 def _validate_heatmap(attrs: dict[str, Any]) -> None:

@@ -29,7 +29,7 @@ from rva.stores.errors import StoreRejected, StoreUnavailable
 from rva.stores.records import StoredEvent
 
 _SUFFIXES = ("events", "seen", "meta", "tracks", "tracks_idx", "occupancy", "queues")
-_FIELDS = 8  # per event in ARGV: id, ts, type, camera, track, name, wait_s, body
+_BODY_FIELDS = ("camera", "ts", "track_id", "zone", "line", "queue", "dwell_s", "enter_ts", "wait_s")
 
 _APPLY = """
 local window, maxlen, ttl = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
@@ -170,7 +170,12 @@ class RedisLiveWriter:
         args: list[Any] = [repr(self.window_s), self.maxlen, self.ttl_s]
         for r in events:
             e = r.event
-            body = {**e.to_dict(), "tenant": r.tenant, "store": r.store, "event_id": r.event_id.hex}
+            body = {k: getattr(e, k) for k in _BODY_FIELDS if getattr(e, k) is not None}
+            body.update(type=e.type.value, tenant=r.tenant, store=r.store, event_id=r.event_id.hex)
+            if e.direction is not None:
+                body["direction"] = e.direction.value
+            if e.attrs:
+                body["attrs"] = e.attrs
             args += [
                 r.event_id.hex, repr(float(e.ts)), str(e.type), e.camera,
                 "" if e.track_id is None else str(e.track_id), r.name or "",

@@ -8,6 +8,7 @@ database contents and JetStream stream, so tests never see each other's data.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -85,10 +86,8 @@ def nats_url(nats_server: LocalServer) -> str:
     async def reset() -> None:
         nc = await nats.connect(nats_server.url, connect_timeout=5)
         js = nc.jetstream(timeout=5)
-        try:
+        with contextlib.suppress(nats.js.errors.NotFoundError):
             await js.delete_stream(DEFAULT_STREAM)
-        except nats.js.errors.NotFoundError:
-            pass
         await ensure_stream(js)
         await nc.close()
 

@@ -55,7 +55,8 @@ ACME_S1: list[Event] = sorted(
     + _queue(7, 10, 70, True) + _queue(8, 60, 80, True) + _queue(9, 40, 90, False) + _queue(10, 100, 400, True)
     + [_heat(30, [1, 1], [0], [5.0]), _heat(60, [2, 3], [0, 4], [1.5, 2.0]), _heat(120, [2, 3], [4, 5], [1.0, 0.5]),
        _heat(7300, [2, 3], [0], [9.0])]
-    + [Event(EventType.TRACK_START, "cam1", t0 + 1, 1), Event(EventType.SOURCE_STATE, "cam1", t0, attrs={"state": "ok"})],
+    + [Event(EventType.TRACK_START, "cam1", t0 + 1, 1),
+       Event(EventType.SOURCE_STATE, "cam1", t0, attrs={"state": "ok"})],
     key=lambda e: e.ts,
 )
 ACME_S2: list[Event] = [_cross(1, "door", 100, IN)]
