@@ -17,7 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from rva.errors import ConfigError
 from rva.service_config import ServicesConfig
 
-Point = tuple[float, float]
+# Finite and within a million pixels: huge values would overflow the geometry checks (found by fuzzing the API).
+Coordinate = Annotated[float, Field(ge=-1e6, le=1e6, allow_inf_nan=False)]
+Point = tuple[Coordinate, Coordinate]
 
 
 class _Model(BaseModel):
@@ -154,6 +156,30 @@ class HeatmapConfig(_Model):
     hotspots: int = Field(5, ge=0, le=100, description="How many hotspots to report.")
 
 
+class AlertRuleConfig(_Model):
+    """When to tell a store manager: a condition on live numbers or events, held, then cooled down."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="Unique within the store.")
+    kind: Literal["queue_length", "queue_wait", "occupancy", "dwell", "camera_offline"] = Field(
+        description="queue_length: people waiting > threshold; queue_wait: wait estimate (s) > threshold; "
+        "occupancy: people in a zone > threshold (default: the zone's capacity); dwell: a visit longer than "
+        "threshold seconds; camera_offline: a camera reconnecting or failed."
+    )
+    camera: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,64}$", description="One camera (null: any).")
+    target: str | None = Field(None, min_length=1, max_length=64, description="Zone or queue name (null: any).")
+    threshold: float | None = Field(None, ge=0, le=1e9, description="Limit the live value must exceed.")
+    for_s: float = Field(0.0, ge=0, le=86400, description="The condition must hold this long before it fires.")
+    cooldown_s: float = Field(300.0, ge=0, le=7 * 86400, description="Fire at most once per this many seconds.")
+    severity: Literal["info", "warning", "critical"] = Field("warning", description="How urgent.")
+    enabled: bool = Field(True, description="Disabled rules are kept but never fire.")
+
+    @model_validator(mode="after")
+    def _threshold(self) -> AlertRuleConfig:
+        if self.kind in ("queue_length", "queue_wait", "dwell") and self.threshold is None:
+            raise ValueError(f"threshold is required for a {self.kind} rule")
+        return self
+
+
 class CameraConfig(_Model):
     """One camera and the analytics drawn on it."""
 
@@ -247,9 +273,13 @@ class TritonDetectorConfig(OnnxDetectorConfig):
     url: str = Field("127.0.0.1:8001", description="Triton's gRPC endpoint, host:port.")
     model_name: str = Field("rva_detector", pattern=r"^[A-Za-z0-9_.-]{1,128}$", description="Model to call.")
     model_version: str = Field("", description="Model version ('': the server's version policy).")
-    timeout_s: float = Field(10.0, gt=0, le=600, description="Deadline of each inference request.")
+    timeout_s: float = Field(
+        10.0, gt=0, le=600, description="A request still queued in Triton after this is rejected (and retried)."
+    )
     max_inflight: int = Field(
-        32, ge=1, le=4096, description="Requests in flight at once; Triton's dynamic batcher groups them."
+        16, ge=1, le=4096,
+        description="Requests in flight at once; Triton's dynamic batcher groups them. Keep the queue they form "
+        "shorter than timeout_s of work.",
     )
 
 

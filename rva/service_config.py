@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -61,7 +62,9 @@ class DecodeServiceConfig(_Endpoint):
 
     port: int = Field(50051, ge=0, le=65535, description="gRPC port (0: any free port).")
     buffer_frames: int = Field(
-        32, ge=1, le=10000,
+        32,
+        ge=1,
+        le=10000,
         description="Frames buffered per camera. Live sources drop the oldest when full (counted); "
         "files wait instead, so nothing is lost.",
     )
@@ -100,9 +103,20 @@ class InferenceServiceConfig(_Endpoint):
 class ConsumerServiceConfig(_Endpoint):
     """A service that consumes a JetStream work subject through a durable consumer per camera."""
 
-    ack_wait_s: float = Field(30.0, gt=0, le=3600, description="Redeliver work not acknowledged within this.")
-    max_ack_pending: int = Field(256, ge=1, le=100000, description="Unacknowledged messages per camera at most.")
-    fetch_batch: int = Field(32, ge=1, le=1000, description="Messages fetched per pull.")
+    ack_wait_s: float = Field(
+        5.0,
+        gt=0,
+        le=3600,
+        description="Work not acknowledged within this is redelivered (how long a crashed consumer's frame waits).",
+    )
+    max_ack_pending: int = Field(
+        1,
+        ge=1,
+        le=100000,
+        description="Unacknowledged messages per camera. 1 keeps a camera's frames in order across a crash "
+        "(a redelivered frame comes before any later one); more only if order does not matter.",
+    )
+    fetch_batch: int = Field(1, ge=1, le=1000, description="Messages fetched per pull (at most max_ack_pending).")
 
 
 class TrackingServiceConfig(ConsumerServiceConfig):

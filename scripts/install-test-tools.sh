@@ -16,3 +16,18 @@ if [ ${#need[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
   SUDO=$([ "$(id -u)" -eq 0 ] && echo "" || echo "sudo")
   $SUDO apt-get update -qq && $SUDO apt-get install -y --no-install-recommends "${need[@]}"
 fi
+# Triton Inference Server for the service tests: the tritonserver binary that nvidia-pytriton bundles
+# (python backend). Unpacked outside the venv because the package pins numpy<2 (the server does not).
+PY=${VENV:-.venv}/bin/python
+if [ ! -x .tools/pytriton/pytriton/tritonserver/bin/tritonserver ]; then
+  "$PY" -m pip install -q --no-deps --target .tools/pytriton nvidia-pytriton==0.7.0
+fi
+# Its python-backend stub links libpythonX.Y.so.1.0 of the venv's Python (Debian: package libpythonX.Y).
+PYVER=$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+LIBDIR=$("$PY" -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
+if [ ! -e "$LIBDIR/libpython$PYVER.so.1.0" ] && ! /sbin/ldconfig -p | grep -q "libpython$PYVER.so.1.0" \
+    && command -v apt-get >/dev/null 2>&1; then
+  SUDO=$([ "$(id -u)" -eq 0 ] && echo "" || echo "sudo")
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y --no-install-recommends "libpython$PYVER" || $SUDO apt-get install -y "libpython${PYVER}t64"
+fi

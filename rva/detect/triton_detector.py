@@ -29,6 +29,17 @@ from rva.errors import ModelError, RVAError
 _RETRYABLE = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "CANCELLED", "UNKNOWN")
 
 
+#: gRPC channel options: no message size cap (batches are large), and reconnect within 2 s of a
+#: restarted server (gRPC's default backoff grows to 120 s).
+CHANNEL_ARGS = [
+    ("grpc.max_send_message_length", -1),
+    ("grpc.max_receive_message_length", -1),
+    ("grpc.initial_reconnect_backoff_ms", 250),
+    ("grpc.min_reconnect_backoff_ms", 250),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+]
+
+
 class BackendUnavailableError(RVAError):
     """The inference server cannot be reached, is not ready, or did not answer in time (retryable)."""
 
@@ -63,8 +74,12 @@ class TritonDetector(Detector):
         import tritonclient.grpc as grpcclient
 
         self.cfg = cfg
+        # Triton drops a request still queued after timeout_s (no compute wasted on an abandoned
+        # request); the client waits a little longer so that the server's answer arrives first.
+        self._queue_timeout_us = int(cfg.timeout_s * 1e6)
+        self._deadline_s = cfg.timeout_s * 2 + 1.0
         self._grpcclient = grpcclient
-        self._client = grpcclient.InferenceServerClient(cfg.url)
+        self._client = grpcclient.InferenceServerClient(cfg.url, channel_args=CHANNEL_ARGS)
         self._aio: Any = None
         try:
             config = self._client.get_model_config(
@@ -92,11 +107,6 @@ class TritonDetector(Detector):
         self.max_batch = int(config.max_batch_size)
         self._input_name = config.input[0].name
         self._output_name = config.output[0].name
-
-    @property
-    def model_config_parameters(self) -> Mapping[str, str]:
-        """What the server says about the model: its classes and export size."""
-        return {"names": repr(self.info.names), "imgsz": repr(self.info.imgsz)}
 
     # --- the two halves around the network ---------------------------------------------------------
 
@@ -140,8 +150,12 @@ class TritonDetector(Detector):
             inputs, outputs = self._inputs(batch)
             try:
                 result = self._client.infer(
-                    self.cfg.model_name, inputs, self.cfg.model_version, outputs=outputs,
-                    client_timeout=self.cfg.timeout_s,
+                    self.cfg.model_name,
+                    inputs,
+                    self.cfg.model_version,
+                    outputs=outputs,
+                    timeout=self._queue_timeout_us,
+                    client_timeout=self._deadline_s,
                 )
             except Exception as err:
                 raise _translate(err, f"Triton {self.cfg.url} infer") from err
@@ -165,13 +179,18 @@ class TritonDetector(Detector):
         if self._aio is None:
             import tritonclient.grpc.aio as aioclient
 
-            self._aio = aioclient.InferenceServerClient(self.cfg.url)
+            self._aio = aioclient.InferenceServerClient(self.cfg.url, channel_args=CHANNEL_ARGS)
         batch, boxes = self.preprocess(images)
         inputs, outputs = self._inputs(batch)
         try:
             result = await self._aio.infer(
-                self.cfg.model_name, inputs, self.cfg.model_version, outputs=outputs,
-                client_timeout=self.cfg.timeout_s, headers=dict(headers or {}),
+                self.cfg.model_name,
+                inputs,
+                self.cfg.model_version,
+                outputs=outputs,
+                timeout=self._queue_timeout_us,
+                client_timeout=self._deadline_s,
+                headers=dict(headers or {}),
             )
         except Exception as err:
             raise _translate(err, f"Triton {self.cfg.url} infer") from err

@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from rva.config import CameraConfig, RVAConfig, TrackerConfig, load_config, parse_config
+from rva.config import CameraConfig, RVAConfig, TrackerConfig, TritonDetectorConfig, load_config, parse_config
 from rva.errors import ConfigError
 from rva.service_config import ServicesConfig
 
@@ -34,7 +34,7 @@ def env_targets(config: RVAConfig) -> dict[str, tuple[tuple[str, ...], Any, str]
         for name, field in model.model_fields.items():
             out[f"RVA_{prefix}_{name}".upper()] = ((*path, name), field.annotation, field.description or "")
 
-    add("detector", ("detector",), type(config.detector))
+    add("detector", ("detector",), TritonDetectorConfig)  # a superset of the onnx detector's fields
     add("tracker", ("tracker",), TrackerConfig)
     for section, field in ServicesConfig.model_fields.items():
         ann = field.annotation

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from rva.core import Frame
 from rva.decode.v1 import decode_pb2 as pb
@@ -60,14 +61,14 @@ def decode_frame(msg: pb.VideoFrame) -> Frame:
     if msg.encoding == pb.IMAGE_ENCODING_BGR24:
         if len(msg.image) != w * h * 3:
             raise ValueError(f"VideoFrame.image: expected {w * h * 3} bytes of BGR24 for {w}x{h}, got {len(msg.image)}")
-        image = np.frombuffer(msg.image, np.uint8).reshape(h, w, 3)
+        image: npt.NDArray[np.uint8] = np.frombuffer(msg.image, np.uint8).reshape(h, w, 3)
     elif msg.encoding == pb.IMAGE_ENCODING_JPEG:
         decoded = cv2.imdecode(np.frombuffer(msg.image, np.uint8), cv2.IMREAD_COLOR)
         if decoded is None:
             raise ValueError(f"VideoFrame.image: {len(msg.image)} bytes are not a JPEG image")
         if decoded.shape[:2] != (h, w):
             raise ValueError(f"VideoFrame.image: JPEG is {decoded.shape[1]}x{decoded.shape[0]}, meta says {w}x{h}")
-        image = decoded
+        image = np.asarray(decoded, np.uint8)
     else:
         raise ValueError(f"VideoFrame.encoding: expected BGR24 or JPEG, got {pb.ImageEncoding.Name(msg.encoding)}")
     if not np.isfinite(meta.pts):

@@ -1,5 +1,7 @@
-"""Prometheus metrics every service exports (one registry per service object, so several services
-can share a process in tests): frames, drops by reason, queue depths, stage latencies, errors."""
+"""Prometheus metrics every service exports: frames, drops by reason, queue depths, stage latencies, errors.
+
+One registry per service object, so several services can share a process (tests).
+"""
 
 from __future__ import annotations
 
@@ -33,12 +35,20 @@ class ServiceMetrics:
         self.dropped = Counter(
             "rva_dropped", "Items dropped, by reason (never silent).", ["service", "camera", "reason"], registry=r
         )
-        self.queue_depth = Gauge("rva_queue_depth", "Items waiting in a bounded queue.", ["service", "queue"], registry=r)
+        self.queue_depth = Gauge(
+            "rva_queue_depth", "Items waiting in a bounded queue.", ["service", "queue"], registry=r
+        )
         self.latency = Histogram(
-            "rva_stage_latency_seconds", "Time spent per stage.", ["service", "stage"], buckets=LATENCY_BUCKETS, registry=r
+            "rva_stage_latency_seconds",
+            "Time spent per stage.",
+            ["service", "stage"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self.errors = Counter("rva_errors", "Failures by kind.", ["service", "kind"], registry=r)
-        self.events = Counter("rva_events_published", "Events acknowledged by JetStream.", ["camera", "kind"], registry=r)
+        self.events = Counter(
+            "rva_events_published", "Events acknowledged by JetStream.", ["camera", "kind"], registry=r
+        )
         self.gauge = Gauge("rva_state", "Service-specific state values.", ["service", "name"], registry=r)
         self._http: Any = None
 

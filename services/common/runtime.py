@@ -42,6 +42,57 @@ SERVER_OPTIONS: list[tuple[str, Any]] = [
 ]
 
 
+class MalformedRequest:
+    """Stands in for a request whose bytes did not parse; handlers answer it with INVALID_ARGUMENT."""
+
+    def __init__(self, error: str) -> None:
+        self.error = error
+
+
+class ValidateRequests(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Turns unparsable request bytes into INVALID_ARGUMENT instead of grpcio's INTERNAL.
+
+    Unary-request handlers are answered here; streaming-request handlers receive a
+    :class:`MalformedRequest` in their iterator and must answer it themselves.
+    """
+
+    async def intercept_service(self, continuation: Any, details: Any) -> Any:
+        """Wrap the handler's request deserializer (and unary behaviours)."""
+        handler = await continuation(details)
+        if handler is None or handler.request_deserializer is None:
+            return handler
+        parse = handler.request_deserializer
+        method = details.method
+
+        def tolerant(data: bytes) -> Any:
+            try:
+                return parse(data)
+            except Exception as err:  # protobuf DecodeError and friends
+                return MalformedRequest(f"{method}: the request is not a valid message: {err}")
+
+        changes: dict[str, Any] = {"request_deserializer": tolerant}
+        if handler.unary_unary is not None:
+            inner_uu = handler.unary_unary
+
+            async def unary_unary(request: Any, context: Any) -> Any:
+                if isinstance(request, MalformedRequest):
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.error)
+                return await inner_uu(request, context)
+
+            changes["unary_unary"] = unary_unary
+        elif handler.unary_stream is not None:
+            inner_us = handler.unary_stream
+
+            async def unary_stream(request: Any, context: Any) -> Any:
+                if isinstance(request, MalformedRequest):
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.error)
+                async for response in inner_us(request, context):
+                    yield response
+
+            changes["unary_stream"] = unary_stream
+        return handler._replace(**changes)
+
+
 class Service(abc.ABC):
     """What a service implements; :class:`ServiceRuntime` does the rest.
 
@@ -89,13 +140,16 @@ class ServiceRuntime:
         self.host = host
         self.port = port
         self.metrics_port = metrics_port
-        self.health = health.aio.HealthServicer()
-        self.server = grpc.aio.server(options=SERVER_OPTIONS)
-        self._stopped = asyncio.Event()
+        self.health: Any = None
+        self.server: Any = None
+        self._stopped = False
 
     async def start(self) -> None:
         """Bind, start serving, start the service's loops, then report SERVING."""
         svc = self.service
+        # Made here, not in __init__: grpc.aio objects belong to the running event loop.
+        self.health = health.aio.HealthServicer()
+        self.server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=[ValidateRequests()])
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         svc.register(self.server)
         names = [*svc.grpc_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name]
@@ -111,9 +165,9 @@ class ServiceRuntime:
 
     async def stop(self, drain_timeout: float) -> None:
         """NOT_SERVING, drain the service, stop the server (in-flight calls get the same grace)."""
-        if self._stopped.is_set():
+        if self._stopped or self.server is None:
             return
-        self._stopped.set()
+        self._stopped = True
         for name in ("", *self.service.grpc_names):
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         try:
@@ -137,7 +191,9 @@ class ServiceRuntime:
         await self.stop(drain_timeout)
 
 
-def main(name: str, factory: Callable[[RVAConfig, list[CameraConfig]], Service], argv: Sequence[str] | None = None) -> int:
+def main(
+    name: str, factory: Callable[[RVAConfig, list[CameraConfig]], Service], argv: Sequence[str] | None = None
+) -> int:
     """The ``python -m services.<name>`` entry point: parse args, load config, serve until SIGTERM.
 
     Returns:
@@ -168,7 +224,8 @@ def main(name: str, factory: Callable[[RVAConfig, list[CameraConfig]], Service],
     except (RVAError, ValueError) as err:
         log.error("%s cannot start: %s", name, err)
         return 1
-    runtime = ServiceRuntime(service, endpoint.host, args.port if args.port is not None else endpoint.port,
-                             endpoint.metrics_port)
+    runtime = ServiceRuntime(
+        service, endpoint.host, args.port if args.port is not None else endpoint.port, endpoint.metrics_port
+    )
     asyncio.run(runtime.run_until_signal(config.services.drain_timeout_s))
     return 0

@@ -1,5 +1,6 @@
-"""Real servers on free ports for the local stack, the tests and the benchmark: nats-server and
-Triton's ``tritonserver`` (the binary ``nvidia-pytriton`` bundles, python backend only).
+"""Real servers on free ports for the local stack, the tests and the benchmark.
+
+nats-server, and Triton's ``tritonserver`` (the binary ``nvidia-pytriton`` bundles, python backend only).
 
 Triton here has two traps (docs/ENVIRONMENT): its python-backend stub links ``libpython3.X.so``,
 which must be this interpreter's (its LIBDIR goes first on ``LD_LIBRARY_PATH``); and the stub's
@@ -71,15 +72,21 @@ class ManagedProcess:
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        code = self.proc.returncode
-        return code
+                self._kill_group()
+        self._kill_group()  # children it left behind (Triton's python-backend stubs)
+        return self.proc.returncode
 
     def kill(self) -> None:
-        """SIGKILL now (a crash, for fault tests)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
+        """SIGKILL the process and its children now (a crash, for fault tests)."""
+        if self.proc is not None:
+            self._kill_group()
+
+    def _kill_group(self) -> None:
+        # Each child leads its own session (start_new_session), so its group is exactly it and its children.
+        assert self.proc is not None
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(10)
 
 
@@ -131,8 +138,18 @@ class NatsServer(ManagedProcess):
 
     def start(self, timeout: float = 20.0) -> NatsServer:
         """Start and wait until JetStream answers its health check."""
-        cmd = [nats_server_binary(), "-js", "-a", "127.0.0.1", "-p", str(self.port), "-m", str(self.monitor_port),
-               "-sd", str(self.store_dir)]
+        cmd = [
+            nats_server_binary(),
+            "-js",
+            "-a",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-m",
+            str(self.monitor_port),
+            "-sd",
+            str(self.store_dir),
+        ]
         self._spawn(cmd)
         url = f"http://127.0.0.1:{self.monitor_port}/healthz?js-enabled-only=true"
         _wait(lambda: urllib.request.urlopen(url, timeout=1).status == 200, self, timeout, "nats-server")
@@ -209,7 +226,10 @@ class TritonServer(ManagedProcess):
         links = {
             "libtriton_python.so": self.dist.root / "backends" / "python" / "libtriton_python.so",
             "triton_python_backend_utils.py": self.dist.root / "backends" / "python" / "triton_python_backend_utils.py",
-            "triton_python_backend_stub": self.dist.root / "python_backend_stubs" / version / "triton_python_backend_stub",
+            "triton_python_backend_stub": self.dist.root
+            / "python_backend_stubs"
+            / version
+            / "triton_python_backend_stub",
         }
         for name, target in links.items():
             if not target.is_file():
@@ -223,7 +243,9 @@ class TritonServer(ManagedProcess):
         """The environment of the server: the two traps handled."""
         env = dict(os.environ)
         libdir = sysconfig.get_config_var("LIBDIR") or ""
-        env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (libdir, str(self.dist.libs), env.get("LD_LIBRARY_PATH")) if p)
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(
+            p for p in (libdir, str(self.dist.libs), env.get("LD_LIBRARY_PATH")) if p
+        )
         paths = [*site.getsitepackages(), str(REPO), env.get("PYTHONPATH", "")]
         env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
         env["RVA_TRITON_PYTHONPATH"] = env["PYTHONPATH"]  # the stub ignores PYTHONPATH; model.py reads this
@@ -234,9 +256,16 @@ class TritonServer(ManagedProcess):
         import tritonclient.grpc as grpcclient
 
         cmd = [
-            str(self.dist.binary), f"--model-repository={self.repo}", f"--backend-directory={self._backends()}",
-            f"--grpc-port={self.grpc_port}", f"--http-port={self.http_port}", f"--metrics-port={self.metrics_port}",
-            "--allow-http=true", "--exit-on-error=true", "--strict-readiness=true", "--log-verbose=0",
+            str(self.dist.binary),
+            f"--model-repository={self.repo}",
+            f"--backend-directory={self._backends()}",
+            f"--grpc-port={self.grpc_port}",
+            f"--http-port={self.http_port}",
+            f"--metrics-port={self.metrics_port}",
+            "--allow-http=true",
+            "--exit-on-error=true",
+            "--strict-readiness=true",
+            "--log-verbose=0",
         ]
         self._spawn(cmd, self.environment())
         client = grpcclient.InferenceServerClient(self.url)

@@ -26,9 +26,7 @@ from rva.service_config import TelemetryConfig
 _provider: TracerProvider | None = None
 
 
-def setup_tracing(
-    service: str, cfg: TelemetryConfig, exporter: SpanExporter | None = None
-) -> trace.TracerProvider:
+def setup_tracing(service: str, cfg: TelemetryConfig, exporter: SpanExporter | None = None) -> trace.TracerProvider:
     """Install the process's tracer provider once (sampling parent-based at ``trace_sample_ratio``).
 
     Args:
@@ -41,6 +39,9 @@ def setup_tracing(
 
     """
     global _provider
+    current = trace.get_tracer_provider()
+    if _provider is None and isinstance(current, TracerProvider):
+        _provider = current  # someone in this process installed an SDK provider first: share it
     if _provider is not None:
         if exporter is not None:
             _provider.add_span_processor(SimpleSpanProcessor(exporter))

@@ -6,7 +6,7 @@ Subjects ``rva_work.<store>.<camera>.detections`` (inference -> tracking) and
 ``rva.>`` on purpose: that prefix is the events stream's, which consumers read as events only.
 
 Each consuming service reads each camera through its own durable pull consumer
-(``tracking-<camera>``, ``analytics-<camera>``) and acknowledges a message only after its output
+(``tracking-<store>-<camera>``, ``analytics-<store>-<camera>``) and acknowledges a message only after its output
 is acknowledged downstream. A killed consumer therefore resumes exactly where its last ack left
 off: nothing is lost, and what is redelivered is recognised by its ``Nats-Msg-Id`` (JetStream
 drops the duplicate output) or by its frame index (the consumer skips it).
@@ -15,8 +15,9 @@ drops the duplicate output) or by its frame index (the consumer skips it).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import nats
@@ -32,7 +33,10 @@ from nats.js.api import (
 from nats.js.errors import NotFoundError
 
 from rva.bus.jetstream import subject_for
+from rva.config import CameraConfig, RVAConfig
 from rva.service_config import ConsumerServiceConfig, NatsConfig
+from services.common.metrics import ServiceMetrics
+from services.common.runtime import Service
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +65,17 @@ async def connect(cfg: NatsConfig, name: str, *, deadline_s: float = 30.0) -> tu
     while True:
         try:
             nc = await nats.connect(
-                cfg.url, name=name, connect_timeout=cfg.connect_timeout_s, allow_reconnect=True,
-                max_reconnect_attempts=-1, reconnect_time_wait=0.5, ping_interval=10, max_outstanding_pings=3,
-                error_cb=_log_error, disconnected_cb=_log_disconnect, reconnected_cb=_log_reconnect,
+                cfg.url,
+                name=name,
+                connect_timeout=cfg.connect_timeout_s,
+                allow_reconnect=True,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=0.5,
+                ping_interval=10,
+                max_outstanding_pings=3,
+                error_cb=_log_error,
+                disconnected_cb=_log_disconnect,
+                reconnected_cb=_log_reconnect,
             )
             return nc, nc.jetstream(timeout=cfg.publish_timeout_s)
         except Exception as err:  # nats raises NoServersError, TimeoutError, OSError...
@@ -78,7 +90,7 @@ async def _log_error(err: Exception) -> None:
 
 
 async def _log_disconnect() -> None:
-    log.warning("NATS disconnected; reconnecting")
+    log.info("NATS disconnected; reconnecting")
 
 
 async def _log_reconnect() -> None:
@@ -159,8 +171,129 @@ class WorkConsumer:
     async def close(self) -> None:
         """Stop fetching (the durable consumer stays on the server)."""
         if self._sub is not None:
-            try:
+            with contextlib.suppress(Exception):  # already closed with the connection
                 await self._sub.unsubscribe()
-            except Exception:  # already closed with the connection
-                pass
             self._sub = None
+
+
+async def publish(
+    js: Any,
+    subject: str,
+    payload: bytes,
+    headers: dict[str, str],
+    *,
+    timeout_s: float,
+    retry_initial_s: float = 0.2,
+    retry_max_s: float = 5.0,
+    on_error: Any = None,
+) -> Any:
+    """Publish to JetStream and wait for the ack, retrying (same ``Nats-Msg-Id``) until it is stored.
+
+    Retrying forever is the point: the caller's bounded queue backs up meanwhile, and upstream
+    buffers (and counts what it drops). Cancel the task to give up.
+    """
+    delay = retry_initial_s
+    while True:
+        try:
+            return await js.publish(subject, payload, headers=headers, timeout=timeout_s)
+        except Exception as err:  # NATS down, slow, or reconnecting
+            if on_error is not None:
+                on_error(err)
+            log.warning("publish to %s failed (%r); retrying in %.1f s", subject, err, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, retry_max_s)
+
+
+class Taps:
+    """Live fan-out of items to gRPC subscribers: a bounded queue each; a slow one loses items (counted)."""
+
+    def __init__(self, capacity: int = 256) -> None:
+        self.capacity = capacity
+        self._subs: set[tuple[frozenset[str], asyncio.Queue[Any]]] = set()
+        self.dropped = 0
+
+    def subscribe(self, cameras: frozenset[str]) -> tuple[frozenset[str], asyncio.Queue[Any]]:
+        """Register a subscriber for ``cameras`` (empty: all)."""
+        sub: tuple[frozenset[str], asyncio.Queue[Any]] = (cameras, asyncio.Queue(self.capacity))
+        self._subs.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: tuple[frozenset[str], asyncio.Queue[Any]]) -> None:
+        """Forget a subscriber."""
+        self._subs.discard(sub)
+
+    def offer(self, camera: str, item: Any) -> int:
+        """Give ``item`` to every subscriber of ``camera``; return how many were full (dropped)."""
+        full = 0
+        for cameras, queue in self._subs:
+            if cameras and camera not in cameras:
+                continue
+            try:
+                queue.put_nowait(item)
+            except asyncio.QueueFull:
+                full += 1
+        self.dropped += full
+        return full
+
+
+class ConsumingService(Service):
+    """A service fed by per-camera durable consumers (tracking, analytics): the loops, taps and drain.
+
+    Subclasses call :meth:`consume` for each camera in ``start`` and implement the handler; a
+    message is acknowledged once the handler returned (its output stored), handed back (``nak``)
+    when the service is draining, and terminated (reported, counted) when the handler fails on it.
+    """
+
+    def __init__(self, config: RVAConfig, cameras: Sequence[CameraConfig], metrics: ServiceMetrics | None = None):
+        super().__init__(config, cameras, metrics)
+        self.taps = Taps()
+        self.nc: Any = None
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._consumers: list[WorkConsumer] = []
+
+    def consume(self, camera: str, consumer: WorkConsumer, handle: Callable[[Any], Awaitable[None]]) -> None:
+        """Start reading ``consumer`` (one camera's) into ``handle``."""
+        self._consumers.append(consumer)
+        self._tasks.append(asyncio.create_task(self._consume(camera, consumer, handle)))
+
+    async def _consume(self, camera: str, consumer: WorkConsumer, handle: Callable[[Any], Awaitable[None]]) -> None:
+        async for msg in consumer.messages(self._stop):
+            if self._stop.is_set():
+                await msg.nak()  # hand it back now rather than after ack_wait
+                continue
+            try:
+                await handle(msg)
+            except Exception:  # a poison record must not stop the camera: report, count, drop it
+                log.exception("%s: camera %s: bad record dropped", self.name, camera, extra={"camera": camera})
+                self.metrics.drop(camera, "bad_record")
+                await msg.term()
+                continue
+            await msg.ack()
+
+    async def tap(self, cameras: Sequence[str]) -> AsyncIterator[Any]:
+        """Items offered to :attr:`taps` for ``cameras`` (empty: all), until the caller stops iterating."""
+        sub = self.taps.subscribe(frozenset(cameras))
+        try:
+            while True:
+                yield await sub[1].get()
+        finally:
+            self.taps.unsubscribe(sub)
+
+    async def drain(self, timeout: float) -> None:
+        """Stop fetching; finish and acknowledge the record in hand, hand fetched ones back."""
+        self._stop.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*self._tasks, return_exceptions=True), timeout)
+
+    async def close(self) -> None:
+        """Cancel the loops and close NATS (the durable consumers stay on the server)."""
+        self._stop.set()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for consumer in self._consumers:
+            await consumer.close()
+        if self.nc is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.nc.drain(), 5)

@@ -106,25 +106,33 @@ class DecodeService(Service, decode_pb2_grpc.DecodeServiceServicer):
                     return
         except Exception as err:  # a reader must always leave a terminal record behind
             log.exception("reader of camera %s failed", camera, extra={"camera": camera})
-            feed.put(SourceStatus(camera, SourceState.FAILED, time.time(), last_pts, error=str(err), frames=frames),
-                     self._stop, time.monotonic())
+            feed.put(
+                SourceStatus(camera, SourceState.FAILED, time.time(), last_pts, error=str(err), frames=frames),
+                self._stop,
+                time.monotonic(),
+            )
             return
         finally:
             source.close()
         detail = "max_frames reached" if not self._stop.is_set() else "decoder stopped"
-        feed.put(SourceStatus(camera, SourceState.ENDED, time.time(), last_pts, frames=frames, detail=detail),
-                 self._stop, time.monotonic())
+        feed.put(
+            SourceStatus(camera, SourceState.ENDED, time.time(), last_pts, frames=frames, detail=detail),
+            self._stop,
+            time.monotonic(),
+        )
 
     # --- StreamFrames ----------------------------------------------------------------------------------
 
-    async def StreamFrames(  # noqa: N802 - gRPC method name
+    async def StreamFrames(
         self, request: decode_pb2.StreamFramesRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[decode_pb2.StreamFramesResponse]:
         """Frames and state changes of the requested cameras this decoder serves, fairly interleaved."""
         wanted = list(request.camera_ids) or list(self.feeds)
         mine = [c for c in wanted if c in self.feeds]
         if not mine:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"none of {wanted} is decoded here (cameras: {list(self.feeds)})")
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND, f"none of {wanted} is decoded here (cameras: {list(self.feeds)})"
+            )
         token = object()
         for camera in mine:
             if camera in self._owner:
@@ -141,7 +149,9 @@ class DecodeService(Service, decode_pb2_grpc.DecodeServiceServicer):
                 for k in range(len(active)):
                     camera = active[(turn + k) % len(active)]
                     if self._owner.get(camera) is not token:
-                        await context.abort(grpc.StatusCode.ABORTED, f"camera {camera} was taken over by a newer stream")
+                        await context.abort(
+                            grpc.StatusCode.ABORTED, f"camera {camera} was taken over by a newer stream"
+                        )
                     popped = self.feeds[camera].pop()
                     if popped is None:
                         continue
@@ -168,21 +178,39 @@ class DecodeService(Service, decode_pb2_grpc.DecodeServiceServicer):
         self.metrics.observe("buffer", time.monotonic() - read_at)
         stream_id = self.stream_ids[camera]
         if isinstance(item, Frame):
-            attrs = {"rva.camera": camera, "rva.frame.index": item.index, "rva.frame.pts": item.pts}
+            attrs: dict[str, str | int | float] = {
+                "rva.camera": camera,
+                "rva.frame.index": item.index,
+                "rva.frame.pts": item.pts,
+            }
             with self.tracer.start_as_current_span(
-                "decode.frame", context=otel_context.Context(), kind=trace.SpanKind.PRODUCER,
-                start_time=started_ns, attributes=attrs,
+                "decode.frame",
+                context=otel_context.Context(),
+                kind=trace.SpanKind.PRODUCER,
+                start_time=started_ns,
+                attributes=attrs,
             ):
-                msg = encode_frame(item, stream_id, encoding=self.cfg.encoding, jpeg_quality=self.cfg.jpeg_quality,
-                                   trace_context=inject(), decoded_unix_s=time.time())
+                msg = encode_frame(
+                    item,
+                    stream_id,
+                    encoding=self.cfg.encoding,
+                    jpeg_quality=self.cfg.jpeg_quality,
+                    trace_context=inject(),
+                    decoded_unix_s=time.time(),
+                )
             self.metrics.frame(camera)
             return decode_pb2.StreamFramesResponse(frame=msg)
         event = item.to_event()
-        with self.tracer.start_as_current_span("decode.source_state", context=otel_context.Context(),
-                                               attributes={"rva.camera": camera, "rva.state": str(item.state)}):
+        with self.tracer.start_as_current_span(
+            "decode.source_state",
+            context=otel_context.Context(),
+            attributes={"rva.camera": camera, "rva.state": str(item.state)},
+        ):
             state = decode_pb2.SourceState(
-                event=event.to_proto(self.config.store), stream_id=stream_id,
-                end_of_stream=item.state in TERMINAL_STATES, trace_context=inject(),
+                event=event.to_proto(self.config.store),
+                stream_id=stream_id,
+                end_of_stream=item.state in TERMINAL_STATES,
+                trace_context=inject(),
             )
         log.info("camera %s: %s", camera, item.state, extra={"camera": camera, "stream_id": stream_id})
         return decode_pb2.StreamFramesResponse(source_state=state)
@@ -191,17 +219,23 @@ class DecodeService(Service, decode_pb2_grpc.DecodeServiceServicer):
         for camera, feed in self.feeds.items():
             self.metrics.depth(f"buffer:{camera}", len(feed))
 
-    async def ListCameras(  # noqa: N802 - gRPC method name
+    async def ListCameras(
         self, request: decode_pb2.ListCamerasRequest, context: grpc.aio.ServicerContext
     ) -> decode_pb2.ListCamerasResponse:
         """State and counters of every camera."""
-        return decode_pb2.ListCamerasResponse(cameras=[
-            decode_pb2.CameraStatus(
-                camera_id=camera, state=str(self.sources[camera].state), frames_decoded=feed.decoded,
-                frames_dropped=feed.dropped, buffered=len(feed), consumer_attached=camera in self._owner,
-            )
-            for camera, feed in self.feeds.items()
-        ])
+        return decode_pb2.ListCamerasResponse(
+            cameras=[
+                decode_pb2.CameraStatus(
+                    camera_id=camera,
+                    state=str(self.sources[camera].state),
+                    frames_decoded=feed.decoded,
+                    frames_dropped=feed.dropped,
+                    buffered=len(feed),
+                    consumer_attached=camera in self._owner,
+                )
+                for camera, feed in self.feeds.items()
+            ]
+        )
 
     # --- life cycle ------------------------------------------------------------------------------------
 

@@ -38,10 +38,6 @@ class AsyncDetector(Protocol):
         """Detections of one frame (raises BackendUnavailableError when the backend is down)."""
         ...
 
-    async def ready(self) -> bool:
-        """True when the backend can take requests now."""
-        ...
-
     async def close(self) -> None:
         """Release the backend."""
         ...
@@ -63,23 +59,6 @@ class TritonBackend:
         """Detections of one frame (Triton batches concurrent calls)."""
         async with self._slots:
             return (await self.detector.detect_async([image], headers))[0]
-
-    async def ready(self) -> bool:
-        """Ask Triton whether the model is ready (with the request deadline)."""
-        import tritonclient.grpc.aio as aioclient
-
-        client = aioclient.InferenceServerClient(self.detector.cfg.url)
-        try:
-            return bool(
-                await client.is_model_ready(
-                    self.detector.cfg.model_name, self.detector.cfg.model_version,
-                    client_timeout=self.detector.cfg.timeout_s,
-                )
-            )
-        except Exception:  # down or unreachable
-            return False
-        finally:
-            await client.close()
 
     async def close(self) -> None:
         """Close both channels."""
@@ -132,10 +111,6 @@ class LocalBackend:
             for (_, future), dets in zip(batch, found, strict=True):
                 if not future.done():
                     future.set_result(dets)
-
-    async def ready(self) -> bool:
-        """An in-process detector is always ready."""
-        return True
 
     async def close(self) -> None:
         """Stop the worker and free the detector."""

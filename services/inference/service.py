@@ -29,9 +29,9 @@ from rva.inference.v1 import inference_pb2, inference_pb2_grpc
 from rva.vision.v1 import vision_pb2
 from services.common.frames import decode_frame
 from services.common.metrics import ServiceMetrics
-from services.common.runtime import GRPC_OPTIONS, Service
+from services.common.runtime import GRPC_OPTIONS, MalformedRequest, Service
 from services.common.telemetry import extract, from_grpc, inject, to_grpc_metadata, tracer
-from services.common.work import connect, ensure_work_stream, work_subject
+from services.common.work import connect, ensure_work_stream, publish, work_subject
 from services.inference.backends import AsyncDetector, BackendUnavailableError, open_backend
 
 log = logging.getLogger(__name__)
@@ -51,8 +51,14 @@ class InferenceService(Service, inference_pb2_grpc.InferenceServiceServicer):
     name = "inference"
     grpc_names = (inference_pb2.DESCRIPTOR.services_by_name["InferenceService"].full_name,)
 
-    def __init__(self, config: RVAConfig, cameras: list[CameraConfig], metrics: ServiceMetrics | None = None,
-                 *, detector: Any = None) -> None:
+    def __init__(
+        self,
+        config: RVAConfig,
+        cameras: list[CameraConfig],
+        metrics: ServiceMetrics | None = None,
+        *,
+        detector: Any = None,
+    ) -> None:
         super().__init__(config, cameras, metrics)
         self.cfg = config.services.inference
         self._detector = detector
@@ -153,7 +159,7 @@ class InferenceService(Service, inference_pb2_grpc.InferenceServiceServicer):
         """Detect one pipeline frame, retrying while the backend is down; None when dropped."""
         loop = asyncio.get_running_loop()
         camera = msg.meta.camera
-        attrs = {"rva.camera": camera, "rva.frame.index": int(msg.meta.index)}
+        attrs: dict[str, str | int] = {"rva.camera": camera, "rva.frame.index": int(msg.meta.index)}
         with self.tracer.start_as_current_span(
             "inference.detect", context=extract(msg.trace_context), kind=trace.SpanKind.CONSUMER, attributes=attrs
         ) as span:
@@ -163,7 +169,8 @@ class InferenceService(Service, inference_pb2_grpc.InferenceServiceServicer):
                 assert self.backend is not None
                 try:
                     t0 = time.perf_counter()
-                    found = await self.backend.detect(image, inject())
+                    with self.tracer.start_as_current_span(f"detector.{self.backend.kind}", kind=trace.SpanKind.CLIENT):
+                        found = await self.backend.detect(image, inject())
                     self.metrics.observe("detect", time.perf_counter() - t0)
                     return found, inject()
                 except BackendUnavailableError as err:
@@ -192,13 +199,14 @@ class InferenceService(Service, inference_pb2_grpc.InferenceServiceServicer):
                     found, carrier = outcome
                     record = inference_pb2.DetectionsRecord(
                         detections=vision_pb2.FrameDetections(frame=msg.meta, detections=found.to_proto()),
-                        stream_id=msg.stream_id, decoded_unix_s=msg.decoded_unix_s,
+                        stream_id=msg.stream_id,
+                        decoded_unix_s=msg.decoded_unix_s,
                     )
-                    msg_id = f"{msg.stream_id}.{msg.meta.index}"
+                    msg_id = f"{msg.stream_id}.{msg.meta.index}.det"
                 else:
                     record = inference_pb2.DetectionsRecord(source_state=msg, stream_id=msg.stream_id)
                     carrier = dict(msg.trace_context)
-                    msg_id = f"{msg.stream_id}.{msg.event.event_id or msg.event.attrs_json}"
+                    msg_id = f"{msg.stream_id}.{msg.event.event_id or msg.event.attrs_json}.det"
                 await self._publish(subject, record.SerializeToString(), {**carrier, "Nats-Msg-Id": msg_id}, camera)
                 if kind == "frame":
                     self.metrics.frame(camera)
@@ -207,20 +215,20 @@ class InferenceService(Service, inference_pb2_grpc.InferenceServiceServicer):
                 self.metrics.depth(f"lane:{camera}", lane.qsize())
 
     async def _publish(self, subject: str, payload: bytes, headers: dict[str, str], camera: str) -> None:
-        delay = self.cfg.retry_initial_s
-        while True:
-            try:
-                await self.js.publish(subject, payload, headers=headers, timeout=self.config.services.nats.publish_timeout_s)
-                return
-            except Exception as err:  # NATS down or slow: the lane backs up, decode buffers
-                self.metrics.error("publish")
-                log.warning("publish to %s failed (%r); retrying in %.1f s", subject, err, delay, extra={"camera": camera})
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.cfg.retry_max_s)
+        await publish(
+            self.js,
+            subject,
+            payload,
+            headers,
+            timeout_s=self.config.services.nats.publish_timeout_s,
+            retry_initial_s=self.cfg.retry_initial_s,
+            retry_max_s=self.cfg.retry_max_s,
+            on_error=lambda err: self.metrics.error("publish"),
+        )
 
     # --- the Detect RPC --------------------------------------------------------------------------------
 
-    async def Detect(  # noqa: N802 - gRPC method name
+    async def Detect(
         self, request_iterator: AsyncIterator[inference_pb2.DetectRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[inference_pb2.DetectResponse]:
         """Frames in, detections out, in order; several frames in flight per stream."""
@@ -241,6 +249,9 @@ class InferenceService(Service, inference_pb2_grpc.InferenceServiceServicer):
 
         async def read() -> None:
             async for request in request_iterator:
+                if isinstance(request, MalformedRequest):
+                    await pending.put(ValueError(request.error))
+                    return
                 if not request.HasField("frame"):
                     await pending.put(ValueError("DetectRequest.frame is required"))
                     return
@@ -277,7 +288,7 @@ class InferenceService(Service, inference_pb2_grpc.InferenceServiceServicer):
                 if isinstance(item, tuple):
                     item[1].cancel()
 
-    async def GetModelInfo(  # noqa: N802 - gRPC method name
+    async def GetModelInfo(
         self, request: inference_pb2.GetModelInfoRequest, context: grpc.aio.ServicerContext
     ) -> inference_pb2.GetModelInfoResponse:
         """The backend and its model."""

@@ -30,8 +30,11 @@ CPU_MODEL = "rva_detector"
 
 
 def with_dynamic_batch(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Give a batch-1 Ultralytics export a dynamic batch: input/output dim 0 ``batch``, and every
-    Reshape target that hard-codes batch 1 copies the batch from its input instead (``0``)."""
+    """Give a batch-1 Ultralytics export a dynamic batch dimension.
+
+    Input and output dim 0 become ``batch``, and every Reshape target that hard-codes batch 1
+    copies the batch from its input instead (``0``).
+    """
     out = onnx.ModelProto()
     out.CopyFrom(model)
     graph = out.graph
@@ -103,7 +106,9 @@ def _config_for(template: Path, model: onnx.ModelProto) -> str:
     in_dims = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
     out_dims = [d.dim_value for d in model.graph.output[0].type.tensor_type.shape.dim]
     if len(in_dims) != 4 or len(out_dims) != 3 or min(in_dims[1:] + out_dims[1:]) <= 0:
-        raise ModelError(f"expected a static-size (b, 3, h, w) -> (b, c, anchors) YOLO ONNX, got {in_dims} -> {out_dims}")
+        raise ModelError(
+            f"expected a static-size (b, 3, h, w) -> (b, c, anchors) YOLO ONNX, got {in_dims} -> {out_dims}"
+        )
     del config.input[0].dims[:]
     config.input[0].dims.extend(in_dims[1:])
     config.input[0].name = model.graph.input[0].name
@@ -116,7 +121,7 @@ def _config_for(template: Path, model: onnx.ModelProto) -> str:
     for key in ("names", "imgsz", "kpt_shape"):
         if key in meta:
             config.parameters[key].string_value = meta[key]
-    return text_format.MessageToString(config)
+    return str(text_format.MessageToString(config))
 
 
 def prepare_model_repository(

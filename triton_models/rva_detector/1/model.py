@@ -24,7 +24,6 @@ import numpy as np  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 import triton_python_backend_utils as pb_utils  # noqa: E402
 
-
 # Tensor.from_dlpack renames the capsule it consumed "used_dlpack"; numpy's capsule destructor only
 # recognises "used_dltensor" and would print an (harmless) error for every response. Rename it so.
 _USED_NAME = ctypes.c_char_p(b"used_dltensor")
@@ -37,6 +36,12 @@ def _output_tensor(name: str, rows: np.ndarray) -> Any:
     tensor = pb_utils.Tensor.from_dlpack(name, capsule)
     _set_capsule_name(capsule, _USED_NAME.value)
     return tensor
+
+
+def iter_or_none(arrays: list[np.ndarray], live: list[bool]) -> list[Any]:
+    """The arrays of the live requests, None in the place of each cancelled one."""
+    it = iter(arrays)
+    return [next(it) if ok else None for ok in live]
 
 
 class TritonPythonModel:
@@ -58,24 +63,34 @@ class TritonPythonModel:
         self.dynamic_batch = not isinstance(model_input.shape[0], int)
 
     def execute(self, requests: list[Any]) -> list[Any]:
-        """Run every request of the batch in one session call; answer each with its own rows."""
+        """Run every live request of the batch in one session call; answer each with its own rows."""
+        # A request whose client gave up (deadline, hang-up) is answered without computing it.
+        live = [not (hasattr(r, "is_cancelled") and r.is_cancelled()) for r in requests]
         # Tensors cross as DLPack: as_numpy() and Tensor(name, array) of this stub's pybind11 build
         # return wrong or empty data under numpy 2.
-        arrays = [np.from_dlpack(pb_utils.get_input_tensor_by_name(r, self.input_name)) for r in requests]
-        sizes = [a.shape[0] for a in arrays]
-        batch = np.ascontiguousarray(np.concatenate(arrays), np.float32)
-        if self.dynamic_batch:
-            output = self.session.run([self.output_name], {self.input_name: batch})[0]
-        else:
-            output = np.concatenate(
-                [self.session.run([self.output_name], {self.input_name: batch[i : i + 1]})[0] for i in range(len(batch))]
-            )
+        arrays = [
+            np.from_dlpack(pb_utils.get_input_tensor_by_name(r, self.input_name))
+            for r, ok in zip(requests, live, strict=True)
+            if ok
+        ]
+        output = self._run(np.ascontiguousarray(np.concatenate(arrays), np.float32)) if arrays else None
         responses, start = [], 0
-        for size in sizes:
+        for ok, array in zip(live, iter_or_none(arrays, live), strict=True):
+            if not ok:
+                error = pb_utils.TritonError("request cancelled by its client", pb_utils.TritonError.CANCELLED)
+                responses.append(pb_utils.InferenceResponse(error=error))
+                continue
+            size = array.shape[0]
             tensor = _output_tensor(self.output_name, output[start : start + size])
             responses.append(pb_utils.InferenceResponse(output_tensors=[tensor]))
             start += size
         return responses
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        if self.dynamic_batch:
+            return self.session.run([self.output_name], {self.input_name: batch})[0]
+        runs = [self.session.run([self.output_name], {self.input_name: batch[i : i + 1]})[0] for i in range(len(batch))]
+        return np.concatenate(runs)
 
     def finalize(self) -> None:
         """Drop the session."""

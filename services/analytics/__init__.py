@@ -1,0 +1,1 @@
+"""The analytics service: tracks work stream -> zones, lines, queues -> events on JetStream."""

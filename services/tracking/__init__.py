@@ -1,0 +1,1 @@
+"""The tracking service: detections work stream -> ByteTrack per camera -> tracks work stream."""
