@@ -100,7 +100,13 @@ class ZoneConfig(_Model):
     name: str = Field(min_length=1, max_length=64, description="Unique within the camera.")
     polygon: list[Point] = Field(description="Vertices in frame pixels, [[x, y], ...].")
     exit_inertia_s: float = Field(
-        1.0, ge=0, le=60, description="Outside (or unseen) this long before an exit counts; bridges occlusions."
+        1.0, ge=0, le=60, description="Seen outside this long before an exit counts; bridges box flicker."
+    )
+    unseen_inertia_s: float = Field(
+        8.0, ge=0, le=600,
+        description="Unseen (the tracker lost the person: hidden behind someone, missed) this long before the "
+        "visit ends; the tracker ending the track ends it sooner. At least the tracker's lost_buffer_s, so an "
+        "occlusion never splits a visit while the tracker can still find the person again.",
     )
     enter_inertia_s: float = Field(
         0.3, ge=0, le=60, description="Inside this long before an enter counts; ignores someone brushing the edge."
