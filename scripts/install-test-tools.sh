@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x .tools/node_modules/.bin/buf ]; then
   mkdir -p .tools
-  (cd .tools && { [ -f package.json ] || npm init -y >/dev/null; } && npm install --silent --no-audit --no-fund @bufbuild/buf@1.75.0)
+  (cd .tools && { [ -f package.json ] || echo '{"name": "rva-tools", "private": true}' > package.json; } && npm install --silent --no-audit --no-fund @bufbuild/buf@1.75.0)
 fi
 # Event-store tests start their own redis-server and PostgreSQL (Debian packages) on free ports.
 need=()
