@@ -6,6 +6,9 @@ if [ ! -x .tools/node_modules/.bin/buf ]; then
   mkdir -p .tools
   (cd .tools && { [ -f package.json ] || echo '{"name": "rva-tools", "private": true}' > package.json; } && npm install --silent --no-audit --no-fund @bufbuild/buf@1.75.0)
 fi
+# TrackEval scores tracking; its declared deps would pull opencv-python over the headless build.
+PIP="${VENV:-.venv}/bin/pip"
+"${VENV:-.venv}/bin/python" -c "import trackeval" 2>/dev/null || "$PIP" install -q --no-deps trackeval==1.3.0
 # Event-store tests start their own redis-server and PostgreSQL (Debian packages) on free ports.
 need=()
 command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || need+=(redis-server)
