@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -89,3 +90,14 @@ def rtsp_server(vtest_path: Path) -> Iterator[RtspServer]:
     server.kill()
 
 
+
+
+@pytest.fixture(scope="session")
+def chdb_driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """chdb allows one data path per process: one session-wide driver for every test package
+    (stores, gateway), a database per test."""
+    from rva.stores.clickhouse import ChdbDriver
+
+    driver = ChdbDriver(str(tmp_path_factory.mktemp("chdb")))
+    yield driver
+    driver.close()

@@ -42,7 +42,6 @@ _spec.loader.exec_module(_stores)
 nats_server = _stores.nats_server
 redis_server = _stores.redis_server
 pg_server = _stores.pg_server
-chdb_driver = _stores.chdb_driver
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "out" / "test-artifacts"

@@ -262,7 +262,7 @@ def test_a_slow_client_is_dropped_and_nobody_else_waits(live: Live) -> None:
         await nc.close()
         got = await reader
         fast_s = time.monotonic() - started
-        await asyncio.sleep(2.5)  # the drop's close gets its time
+        await asyncio.sleep(5.0)  # the drop's close gets its time (longer on a loaded box)
         slow_seen = await asyncio.to_thread(slow.drain)
         status = httpx.get(f"{live.url}/v1/status", headers={
             "Authorization": f"Bearer {live.token('operator', 'admin')}"}).json()

@@ -55,14 +55,6 @@ def pg_dsn(pg_server: LocalServer) -> Iterator[str]:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
 
 
-@pytest.fixture(scope="session")
-def chdb_driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChdbDriver]:
-    """chdb allows one data path per process: one session-wide driver, a database per test."""
-    driver = ChdbDriver(str(tmp_path_factory.mktemp("chdb")))
-    yield driver
-    driver.close()
-
-
 @pytest.fixture
 def ch_db(chdb_driver: ChdbDriver) -> Iterator[str]:
     name = f"t_{uuid.uuid4().hex[:12]}"
