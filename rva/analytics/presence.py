@@ -1,10 +1,13 @@
 """Presence in an area with enter and exit inertia, per track: the state machine zones and queues share.
 
 A track becomes *present* once its foot point has been inside for ``enter_after_s`` (the presence
-is dated back to the first inside observation), and stops being present once it has been outside
-or unseen for ``exit_after_s`` (dated back to the last inside observation). Unseen time inside the
-inertia is bridged, so an occlusion shorter than ``exit_after_s`` leaves one unbroken stay whose
-length spans the gap; a longer one ends the stay at the last time the person was seen inside.
+is dated back to the first inside observation), and stops being present once it has been seen
+outside for ``exit_after_s``, or unseen for ``unseen_after_s`` (both dated back to the last inside
+observation), or its track ended. *Unseen* means the tracker has lost the person for now (hidden
+behind someone, missed by the detector) while it still hopes to find them: an occlusion shorter than
+``unseen_after_s`` leaves one unbroken stay whose length spans the gap, and a longer one ends the
+stay at the last time the person was seen inside. Giving ``unseen_after_s`` at least the tracker's
+lost buffer leaves that decision to the tracker, which ends the track when it gives up.
 
 Time only advances through :meth:`Presence.update`: absence is judged at each update from the
 stream time, never by counting frames, so the same trajectory gives the same result at any frame rate.
@@ -85,15 +88,20 @@ class Presence:
 
     Args:
         enter_after_s: Inside this long before a stay is confirmed.
-        exit_after_s: Outside or unseen this long before a confirmed stay ends.
+        exit_after_s: Seen outside this long before a confirmed stay ends.
+        unseen_after_s: Unseen this long before a confirmed stay ends (default: ``exit_after_s``).
 
     """
 
-    def __init__(self, enter_after_s: float, exit_after_s: float) -> None:
-        if enter_after_s < 0 or exit_after_s < 0:
-            raise ValueError(f"inertia must be >= 0 s, got enter {enter_after_s}, exit {exit_after_s}")
+    def __init__(self, enter_after_s: float, exit_after_s: float, unseen_after_s: float | None = None) -> None:
+        unseen = exit_after_s if unseen_after_s is None else unseen_after_s
+        if min(enter_after_s, exit_after_s, unseen) < 0:
+            raise ValueError(
+                f"inertia must be >= 0 s, got enter {enter_after_s}, exit {exit_after_s}, unseen {unseen}"
+            )
         self.enter_after_s = enter_after_s
         self.exit_after_s = exit_after_s
+        self.unseen_after_s = unseen
         self._stays: dict[int, Stay] = {}
 
     def update(
@@ -126,8 +134,12 @@ class Presence:
             elif stay is not None and not stay.confirmed:
                 del self._stays[tid]  # stepped out before the enter inertia: brushed the edge
         ended: list[Stay] = []
+        observed = set(ids.tolist())
         for tid, stay in list(self._stays.items()):
-            if tid not in seen_inside and ts - stay.last_inside_ts >= self.exit_after_s - TIME_EPS:
+            if tid in seen_inside:
+                continue
+            limit = self.exit_after_s if tid in observed else self.unseen_after_s  # seen outside, or unseen
+            if ts - stay.last_inside_ts >= limit - TIME_EPS:
                 del self._stays[tid]
                 if stay.confirmed:
                     ended.append(stay)

@@ -28,8 +28,11 @@ class QueueMonitor:
       in ``enter_ts``). Time at the till counts as time in the queue until then. People who reach the
       till without passing through the queue area (staff, walk-ups) are not queue customers and are
       not counted. A served track never rejoins this queue.
-    - **abandoned**: outside the queue area or unseen for ``exit_inertia_s`` without being served, or its
-      track ended. ``queue_abandon`` is dated at the last time it was seen in the queue area.
+    - **abandoned**: outside the queue area or unseen for ``exit_inertia_s`` without being served. A track
+      the tracker ended counts as unseen from then on, so it abandons once that inertia has run out since
+      its last time in the queue area; a stream that ends (the tracker ending every track at once) leaves
+      the people still in line *waiting*, not abandoned. ``queue_abandon`` is dated at the last time it
+      was seen in the queue area.
 
     Invariant, at every moment: ``joined == served + abandoned + waiting``.
 
@@ -70,7 +73,8 @@ class QueueMonitor:
         Args:
             tracked: Confirmed tracks seen this frame (rows without a track id are ignored).
             ts: Stream time of the frame, in seconds; must not go backwards.
-            ended_ids: Tracks the tracker ended; those still queueing abandon at their last queue time.
+            ended_ids: Tracks the tracker ended; those still queueing abandon once ``exit_inertia_s`` has
+                passed since their last queue time (dated then), as anyone unseen does.
 
         Returns:
             ``queue_join``, ``queue_served`` and ``queue_abandon`` events, in time order.
@@ -97,7 +101,8 @@ class QueueMonitor:
         inside = in_queue | (in_service & queued)
         joined, left = self._presence.update(ids[rest], inside[rest], ts)
         ended = [int(t) for t in ended_ids]
-        left += self._presence.end(ended)
+        # An ended track is unseen from now on: its queue stay runs out by the inertia like any other (the
+        # track ending is no evidence of giving up: at the end of a stream every track ends).
         self._till.end(ended)
         self._served_ids.difference_update(ended)
         events += [self._join(s) for s in joined] + [self._abandon(s) for s in left]

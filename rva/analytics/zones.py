@@ -52,14 +52,15 @@ class ZoneMonitor:
 
     - **Enter**: inside for ``enter_inertia_s``; the ``zone_enter`` event is dated at the first inside
       observation, so the inertia delays the event but never shortens the visit.
-    - **Exit**: outside *or unseen* for ``exit_inertia_s``, or the track ended; the ``zone_exit`` event
-      is dated at the last inside observation and carries ``enter_ts`` and ``dwell_s = ts - enter_ts``.
-      The inertia bridges occlusions and box flicker, and is never counted as dwell: no timer keeps
+    - **Exit**: seen outside for ``exit_inertia_s``, unseen for ``unseen_inertia_s``, or the track ended;
+      the ``zone_exit`` event is dated at the last inside observation and carries ``enter_ts`` and
+      ``dwell_s = ts - enter_ts``. The inertia bridges box flicker and occlusions (a person hidden behind
+      another for a few seconds is still browsing), and is never counted as dwell: no timer keeps
       running after the person left.
 
     Statistics (all on the stream clock, all independent of the frame rate):
 
-    - :attr:`occupancy`: visits open now, including people occluded for less than the exit inertia.
+    - :attr:`occupancy`: visits open now, including people unseen for less than the unseen inertia.
     - :attr:`peak`: most visits open at one instant, from the back-dated visit intervals. It can be lower
       than the largest live :attr:`occupancy` ever seen, which briefly counts someone who has left but
       whose exit inertia has not yet run out.
@@ -77,7 +78,7 @@ class ZoneMonitor:
         self.cfg = cfg
         self.camera = camera
         self.polygon = as_points(cfg.polygon, f"zone {cfg.name!r} polygon")
-        self._presence = Presence(cfg.enter_inertia_s, cfg.exit_inertia_s)
+        self._presence = Presence(cfg.enter_inertia_s, cfg.exit_inertia_s, cfg.unseen_inertia_s)
         self._peak = _OverlapPeak()
         self._clock = StreamClock(f"zone {cfg.name!r}")
         self.visits = 0

@@ -383,8 +383,11 @@ def load_detections(path: Path) -> list[Detections]:
 
 
 def replay_scene(config: RVAConfig, frames: Sequence[Detections], fps: float) -> list[Event]:
-    """Tracker and analytics on stored detections, frame ``i`` at ``i / fps``: what the runner does after
-    detection (:class:`~rva.pipeline.camera.CameraPipeline`, then its end-of-stream ``finish``)."""
+    """Run tracker and analytics on stored detections, frame ``i`` at ``i / fps``.
+
+    What the runner does after detection: :class:`~rva.pipeline.camera.CameraPipeline` per frame, then its
+    end-of-stream ``finish``.
+    """
     from rva.pipeline.camera import CameraPipeline
 
     camera = config.cameras[0]

@@ -56,6 +56,8 @@ ROLE_ORDER = (
     Role.WALKER,
 )
 ROLE_REPEAT = (Role.SHOPPER, Role.BROWSER, Role.WALKER)
+#: Seconds between shoppers who cannot make the rush and so enter from the start: not side by side at once.
+LATE_ENTRY_GAP_S = 2.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +159,8 @@ def _zone_visit(layout: StoreLayout, zone: int, rng: np.random.Generator, stops:
     polygon = layout.zones[zone][1]
     tasks: list[Walk | Stay] = []
     for _ in range(stops):
-        tasks += [Walk([polygon_inset_point(polygon, rng)], pace=0.7), Stay(float(rng.uniform(3.0, 8.0)))]
+        spot = Walk([polygon_inset_point(polygon, rng)], pace=0.7, spot_in=polygon)
+        tasks += [spot, Stay(float(rng.uniform(3.0, 8.0)))]
     return tasks
 
 
@@ -219,6 +222,7 @@ def make_script(
 
     Shoppers and the abandoner are timed to reach the checkout in a rush (a few seconds apart, from a
     third of the way in), so a line forms; the abandoner arrives third, behind people being served.
+    In a scene too short for their plans they enter from the start, :data:`LATE_ENTRY_GAP_S` apart.
 
     Args:
         library: Cut-outs to play the people, and the perspective fit.
@@ -240,6 +244,7 @@ def make_script(
     seqs = _cast_sequences(library, people, rng)
     d = duration_s
     arrival = float(rng.uniform(0.42, 0.5)) * d  # the checkout rush
+    late = 0  # shoppers whose plan is longer than the time to the rush
     members: list[tuple[CastMember, list[Task]]] = []
     for role in _roles(people):
         height, speed = float(rng.uniform(0.93, 1.07)), float(rng.uniform(1.0, 1.4))
@@ -254,7 +259,9 @@ def make_script(
             if role is Role.BROWSER:
                 spawn = float(rng.uniform(0.0, 0.6 * d))
             else:
-                spawn = max(0.0, arrival - _time_to_queue(tasks, layout, ground, speed))
+                spawn = arrival - _time_to_queue(tasks, layout, ground, speed)
+                if spawn < 0.0:  # too late for the rush (a short scene): come in one after another
+                    spawn, late = late * LATE_ENTRY_GAP_S, late + 1
                 arrival += float(rng.uniform(2.5, 6.0))
         elif role is Role.FALLER:
             lane_i, at = layout.fall_lane

@@ -1,9 +1,12 @@
 """Frame-by-frame simulation of people following their plans, with a first-in-first-out checkout.
 
 People walk on the floor plane (metres, see :class:`~rva.scenes.layout.Ground`) at their own pace, so
-they slow down on screen as they walk away. The checkout serves one person at a time at the till; the
-others stand on the queue's spots behind, each stepping up when the spot ahead frees. A person with a
-patience leaves the line when it runs out (and never steps up to the till). Deterministic: no randomness.
+they slow down on screen as they walk away. Where they stop to browse they keep their personal space:
+a browsing spot closer than :data:`PERSONAL_SPACE_M` to where someone else stands (or is heading to
+stand) moves to the nearest free spot in the zone, as people do; two bodies never share one spot.
+The checkout serves one person at a time at the till; the others stand on the queue's spots behind,
+each stepping up when the spot ahead frees. A person with a patience leaves the line when it runs out
+(and never steps up to the till). Deterministic: no randomness.
 """
 
 from __future__ import annotations
@@ -15,8 +18,12 @@ from typing import Protocol
 
 import numpy as np
 
+from rva.analytics.geometry import points_in_polygon
 from rva.scenes.cutouts import CutoutLibrary
 from rva.scenes.layout import Ground, Point, StoreLayout
+
+#: Least floor distance between the centres of two people standing still (shoulders are ~0.45 m wide).
+PERSONAL_SPACE_M = 0.8
 
 
 class Person(Protocol):
@@ -72,10 +79,15 @@ class PersonState:
 
 @dataclass(slots=True)
 class Walk:
-    """Walk through these image points (converted to floor points when the walk starts), at ``pace``."""
+    """Walk through these image points (converted to floor points when the walk starts), at ``pace``.
+
+    With ``spot_in`` (a zone polygon) the walk ends at a spot to stand at, inside that polygon and clear
+    of everyone else's spot (see :data:`PERSONAL_SPACE_M`); the route's last point is the wish.
+    """
 
     route: list[Point]  # image points; converted to floor points when the walk starts
     pace: float = 1.0
+    spot_in: tuple[Point, ...] | None = None
 
 
 @dataclass(slots=True)
@@ -99,11 +111,49 @@ Task = Walk | Stay | Checkout
 
 @dataclass(slots=True)
 class _Till:
-    """Shared checkout state: the line in order (front first) and when the till is next free."""
+    """Shared state of the simulation.
+
+    The checkout line in order (front first) and when the till is next free; the floor spots people
+    stand at, or are heading to stand at, while browsing (by person id).
+    """
 
     line: list[Actor] = field(default_factory=list)
     busy: bool = False
     free_at: float = 0.0
+    spots: dict[int, np.ndarray] = field(default_factory=dict)
+
+
+#: Offsets (metres) tried around a wished spot that is taken: rings of 12 directions, nearest first.
+_RINGS = [
+    (r * np.cos(a), r * np.sin(a)) for r in np.arange(0.2, 3.01, 0.2) for a in np.arange(12) * (np.pi / 6.0)
+]
+
+
+def free_spot(
+    wish: np.ndarray, taken: Sequence[np.ndarray], polygon: Sequence[Point], ground: Ground
+) -> np.ndarray:
+    """Return the floor point nearest ``wish`` that is inside ``polygon`` (image) and clear of ``taken``.
+
+    Clear means at least :data:`PERSONAL_SPACE_M` from every taken floor point; when no tried point is
+    (a crowded zone), the tried point inside the polygon farthest from everyone is returned.
+    """
+
+    def clearance(p: np.ndarray) -> float:
+        return min((float(np.hypot(*(p - q))) for q in taken), default=np.inf)
+
+    if clearance(wish) >= PERSONAL_SPACE_M:
+        return wish
+    best, best_gap = wish, clearance(wish)
+    for dx, dy in _RINGS:
+        p: np.ndarray = wish + np.array((dx, dy))
+        if not points_in_polygon([ground.to_image(*p)], polygon)[0]:
+            continue
+        gap = clearance(p)
+        if gap >= PERSONAL_SPACE_M:
+            return p
+        if gap > best_gap:
+            best, best_gap = p, gap
+    return best
 
 
 class Actor:
@@ -152,8 +202,14 @@ class Actor:
         if not self.started:
             self.started = True
             self.floor = np.array(ground.to_floor(*self.pos))
+            if not isinstance(task, Stay):
+                till.spots.pop(self.member.id, None)  # a person standing still keeps their spot
             if isinstance(task, Walk):
                 self.targets = [np.array(ground.to_floor(*p)) for p in task.route]
+                if task.spot_in is not None:
+                    taken = [q for k, q in till.spots.items() if k != self.member.id]
+                    self.targets[-1] = free_spot(self.targets[-1], taken, task.spot_in, ground)
+                    till.spots[self.member.id] = self.targets[-1]
             elif isinstance(task, Stay):
                 self.until = t + task.seconds
             else:  # head for the side of the line's tail; the place in line is taken on arrival

@@ -17,7 +17,7 @@ RAW = {
     "id": "entrance",
     "source": {"type": "file", "path": "sample"},
     "zones": [{"name": "promo", "polygon": [[50, 50], [250, 50], [250, 250], [50, 250]],
-               "enter_inertia_s": 0.4, "exit_inertia_s": 1.0}],
+               "enter_inertia_s": 0.4, "exit_inertia_s": 1.0, "unseen_inertia_s": 1.0}],
     "lines": [{"name": "door", "start": [300, 400], "end": [600, 400], "min_side_s": 0.3}],
     "queues": [{"name": "till", "queue_polygon": [[350, 100], [600, 100], [600, 300], [350, 300]],
                 "service_polygon": [[350, 20], [600, 20], [600, 90], [350, 90]],

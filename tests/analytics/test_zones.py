@@ -8,7 +8,7 @@ from rva.core.detections import NO_TRACK, Detections
 from rva.core.events import EventType
 
 SQUARE = [(100.0, 100.0), (300.0, 100.0), (300.0, 300.0), (100.0, 300.0)]
-CFG = ZoneConfig(name="aisle", polygon=SQUARE, enter_inertia_s=0.4, exit_inertia_s=1.0)
+CFG = ZoneConfig(name="aisle", polygon=SQUARE, enter_inertia_s=0.4, exit_inertia_s=1.0, unseen_inertia_s=1.0)
 IN, OUT, IN2 = (200.0, 200.0), (400.0, 200.0), (150.0, 250.0)
 ENTER, EXIT = "zone_enter", "zone_exit"
 

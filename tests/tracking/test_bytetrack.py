@@ -13,6 +13,9 @@ from rva.core.detections import NO_TRACK, Detections
 from rva.tracking import ByteTracker, TrackEnd, TrackerOutput
 
 W, H = 50.0, 120.0  # a person's box
+#: The score scenarios below are written against ByteTrack's paper thresholds (high 0.5, new track 0.6);
+#: the shipped defaults are lower, to fit the default detector's scores (see TrackerConfig).
+CLASSIC = TrackerConfig(high_threshold=0.5, new_track_threshold=0.6)
 
 
 def box(x: float, y: float) -> list[float]:
@@ -80,7 +83,7 @@ def test_unconfirmed_track_must_match_consecutively(seen: list[int], expected: l
     ],
 )
 def test_low_score_detections_keep_but_never_start_a_track(scores: list[float], expected: list[int | None]) -> None:
-    tracker = ByteTracker()
+    tracker = ByteTracker(CLASSIC)
     for i, (score, want) in enumerate(zip(scores, expected, strict=True)):
         assert ids_of(tracker.update(frame([box(100 + 6 * i, 200)], [score]), ts=i / 10)).get(0) == want
 
@@ -94,7 +97,7 @@ def test_low_score_detections_keep_but_never_start_a_track(scores: list[float], 
     ],
 )
 def test_low_score_finds_lost_option(finds_lost: bool, expected: list[int | None]) -> None:
-    tracker = ByteTracker(TrackerConfig(low_score_finds_lost=finds_lost))
+    tracker = ByteTracker(CLASSIC.model_copy(update={"low_score_finds_lost": finds_lost}))
     scores = [0.9, 0.9, 0.9, None, 0.3, 0.3, 0.9]
     for i, (score, want) in enumerate(zip(scores, expected, strict=True)):
         dets = frame([], []) if score is None else frame([box(100 + 6 * i, 200)], [score])
@@ -103,7 +106,7 @@ def test_low_score_finds_lost_option(finds_lost: bool, expected: list[int | None
 
 @pytest.mark.parametrize("score", [0.15, 0.3, 0.49, 0.55])  # 0.55: high, but below new_track_threshold 0.6
 def test_a_weak_detection_alone_never_starts_a_track(score: float) -> None:
-    tracker = ByteTracker()
+    tracker = ByteTracker(CLASSIC)
     for i in range(30):
         out = tracker.update(frame([box(100 + 4 * i, 200)], [score]), ts=i / 10)
         assert len(out.tracked) == 0 and out.started == []
