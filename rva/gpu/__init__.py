@@ -9,8 +9,11 @@ Layout (one worker set per GPU; see :mod:`rva.gpu.worker` for the data flow):
 * :mod:`rva.gpu.yolo_torch` - YOLOv8 / YOLO11 in plain torch from Ultralytics ``.pt`` files.
 * :mod:`rva.gpu.torch_detector` - fp16 engine with CUDA graphs; a ``Detector`` over it.
 * :mod:`rva.gpu.nms` - exact greedy NMS and head decoding, batched, no host sync.
+* :mod:`rva.gpu.batch_graph` - the whole per-batch GPU work (ring -> input -> network -> NMS) as one graph.
 * :mod:`rva.gpu.packed` - the packed result rows and their unpacking (NumPy).
-* :mod:`rva.gpu.worker` - decode threads -> batcher -> inference -> dispatch, per GPU.
+* :mod:`rva.gpu.decoding` - paced decode threads writing into a frame ring; :mod:`rva.gpu.decode_procs`
+  runs them in child processes sharing the ring (CUDA IPC).
+* :mod:`rva.gpu.worker` - decoding -> batcher -> inference -> dispatch, one worker set per GPU.
 * :mod:`rva.gpu.analytics_pool` - tracking + analytics per camera on CPU processes.
 * :mod:`rva.gpu.models` - where the two benchmark models come from.
 

@@ -104,8 +104,8 @@ def _serve(inbox: Any, outbox: Any, tracker: dict[str, Any]) -> None:
                 for event in pipe.finish():
                     events[str(event.type)] += 1
             outbox.put(("report", PoolReport(
-                np.asarray(streams, np.int64), *(np.asarray(t) for t in times), np.asarray(done), events, tracked,
-                step_s, time.process_time() - cpu0, time.monotonic() - wall0,
+                np.asarray(streams, np.int64), np.asarray(times[0]), np.asarray(times[1]), np.asarray(times[2]),
+                np.asarray(done), events, tracked, step_s, time.process_time() - cpu0, time.monotonic() - wall0,
             )))
         elif kind == "stop":
             return
@@ -131,7 +131,7 @@ class AnalyticsPool:
         """
         if processes < 1:
             raise ValueError(f"processes must be >= 1, got {processes}")
-        ctx = mp.get_context(start_method)
+        ctx: Any = mp.get_context(start_method)
         self._inboxes = [ctx.Queue() for _ in range(processes)]
         self._outbox = ctx.Queue()
         self._procs = [ctx.Process(target=_serve, args=(q, self._outbox, tracker.model_dump(mode="json")), daemon=True,
@@ -194,8 +194,10 @@ class AnalyticsPool:
         for inbox in self._inboxes:
             inbox.put(("finish",))
         reports: list[PoolReport] = [self._outbox.get(timeout=timeout)[1] for _ in self._procs]
-        merged = PoolReport(*(np.concatenate([getattr(r, k) for r in reports])
-                              for k in ("stream", "captured", "decoded", "ready", "done")))
+        def cat(key: str) -> npt.NDArray[Any]:
+            return np.concatenate([getattr(r, key) for r in reports])
+
+        merged = PoolReport(cat("stream"), cat("captured"), cat("decoded"), cat("ready"), cat("done"))
         for r in reports:
             merged.events.update(r.events)
             merged.tracked += r.tracked

@@ -77,7 +77,7 @@ class BatchGraphs:
                 self._compute(bucket, slots)
         torch.cuda.current_stream(device).wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=self._pool):
+        with torch.cuda.device(device), torch.cuda.graph(graph, pool=self._pool, stream=self.engine.capture_stream()):
             packed, meta = self._compute(bucket, slots)
         self._pool = graph.pool()
         self._graphs[bucket] = (graph, packed, meta)

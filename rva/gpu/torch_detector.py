@@ -92,6 +92,13 @@ class TorchYoloEngine:
         """Class names and keypoint layout from the checkpoint."""
         return self.info
 
+    def capture_stream(self) -> torch.cuda.Stream:
+        """The side stream graphs are captured on (one per engine, on its device)."""
+        stream = self.cache.get("capture_stream")
+        if stream is None:
+            stream = self.cache["capture_stream"] = torch.cuda.Stream(self.device)
+        return stream  # type: ignore[return-value]
+
     def stream_context(self) -> contextlib.AbstractContextManager[object]:
         """Context that makes :attr:`stream` current (a no-op on the CPU)."""
         return torch.cuda.stream(self.stream) if self.stream is not None else contextlib.nullcontext()
@@ -139,7 +146,9 @@ class TorchYoloEngine:
                 self.model(x)
         torch.cuda.current_stream(self.device).wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=self._pool):
+        # An explicit capture stream on this engine's device (torch's default one lives on the first
+        # device that captured, which breaks a second GPU).
+        with torch.cuda.device(self.device), torch.cuda.graph(graph, pool=self._pool, stream=self.capture_stream()):
             out = self.model(x)
         self._pool = graph.pool()
         self._graphs[bucket] = (graph, out)
