@@ -44,7 +44,6 @@ class StageTimes:
     track_analytics: float = 0.0
     annotate_encode: float = 0.0
     waiting_for_frames: float = 0.0
-    by_camera: dict[str, int] = field(default_factory=dict)
 
     def as_ms_per_frame(self, frames: int) -> dict[str, float]:
         """Mean milliseconds per processed frame for each stage."""

@@ -7,7 +7,6 @@ secret made for this session.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import importlib.util
 import secrets
@@ -18,8 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import nats
-import nats.js.errors
 import psycopg
 import pytest
 import redis
@@ -30,7 +27,6 @@ from gateway.auth import JwtVerifier
 from gateway.models import PrivacyPolicy, RetentionPolicy, dump
 from gateway.registry import Registry
 from gateway.settings import GatewaySettings, RateLimit
-from rva.stores.publish import DEFAULT_STREAM, ensure_stream
 from rva.stores.servers import LocalServer
 
 # The stores' server fixtures, reused as they are (tests/stores/conftest.py).
@@ -42,6 +38,7 @@ _spec.loader.exec_module(_stores)
 nats_server = _stores.nats_server
 redis_server = _stores.redis_server
 pg_server = _stores.pg_server
+reset_stream = _stores.reset_stream
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "out" / "test-artifacts"
@@ -81,17 +78,6 @@ def fresh_database(pg: LocalServer) -> Iterator[str]:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
 
 
-def reset_stream(url: str) -> None:
-    """An empty ``RVA_EVENTS`` stream."""
-    async def reset() -> None:
-        nc = await nats.connect(url, connect_timeout=5)
-        js = nc.jetstream(timeout=5)
-        with contextlib.suppress(nats.js.errors.NotFoundError):
-            await js.delete_stream(DEFAULT_STREAM)
-        await ensure_stream(js)
-        await nc.close()
-
-    asyncio.run(asyncio.wait_for(reset(), 20))
 
 
 def seed_tenants(dsn: str) -> None:

@@ -71,12 +71,11 @@ def redis_url(redis_server: LocalServer) -> str:
     return redis_server.url
 
 
-@pytest.fixture
-def nats_url(nats_server: LocalServer) -> str:
-    """The NATS URL with a fresh, empty ``RVA_EVENTS`` stream."""
+def reset_stream(url: str) -> None:
+    """Make the ``RVA_EVENTS`` stream of the NATS server at ``url`` exist and be empty."""
 
     async def reset() -> None:
-        nc = await nats.connect(nats_server.url, connect_timeout=5)
+        nc = await nats.connect(url, connect_timeout=5)
         js = nc.jetstream(timeout=5)
         with contextlib.suppress(nats.js.errors.NotFoundError):
             await js.delete_stream(DEFAULT_STREAM)
@@ -84,6 +83,12 @@ def nats_url(nats_server: LocalServer) -> str:
         await nc.close()
 
     asyncio.run(asyncio.wait_for(reset(), 20))
+
+
+@pytest.fixture
+def nats_url(nats_server: LocalServer) -> str:
+    """The NATS URL with a fresh, empty ``RVA_EVENTS`` stream."""
+    reset_stream(nats_server.url)
     return nats_server.url
 
 
