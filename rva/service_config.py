@@ -131,6 +131,56 @@ class AnalyticsServiceConfig(ConsumerServiceConfig):
     port: int = Field(50054, ge=0, le=65535, description="gRPC port (0: any free port).")
 
 
+class SyncServiceConfig(_Endpoint):
+    """The sync service (edge): JetStream events -> SQLite outbox -> gzip batches to the cloud's ingest
+    endpoint; versioned config and model updates pulled from the cloud and applied in place."""
+
+    port: int = Field(50055, ge=0, le=65535, description="gRPC port (0: any free port).")
+    cloud_url: str | None = Field(
+        None, description="Base URL of the cloud gateway (https://...); null: no uplink (standalone)."
+    )
+    api_key: str | None = Field(
+        None, description="The store's device API key (rvak_...); pass it as ${RVA_SYNC_API_KEY}, never in a file."
+    )
+    ca_file: str | None = Field(None, description="CA bundle that signs the cloud's certificate (null: system CAs).")
+    outbox_path: str = Field("data/outbox.sqlite3", description="SQLite outbox (WAL) holding events not yet acked.")
+    outbox_max_bytes: int = Field(
+        1 << 30, ge=1 << 16, description="Disk bound of the outbox; past it the full policy applies (reported)."
+    )
+    outbox_full_policy: Literal["drop_oldest", "reject_new"] = Field(
+        "drop_oldest",
+        description="When the outbox is full: drop the oldest events not yet in a batch, or refuse new ones "
+        "(JetStream then keeps them until the consumer's limits). Every drop is counted per camera and kind.",
+    )
+    batch_events: int = Field(100, ge=1, le=10000, description="Events per uploaded batch.")
+    batch_linger_s: float = Field(
+        1.0, ge=0, le=300, description="Upload a partial batch once its oldest event waited this long."
+    )
+    request_timeout_s: float = Field(15.0, gt=0, le=600, description="Deadline of one upload or download.")
+    backoff_initial_s: float = Field(0.5, gt=0, le=60, description="First retry delay after a failed upload.")
+    backoff_max_s: float = Field(60.0, gt=0, le=3600, description="Retry delay ceiling (exponential, full jitter).")
+    poll_interval_s: float = Field(
+        10.0, gt=0, le=86400, description="How often config and model versions are checked in the cloud."
+    )
+    state_dir: str = Field(
+        "data/sync", description="Applied config versions and downloaded models (each swapped in atomically)."
+    )
+
+    @field_validator("cloud_url")
+    @classmethod
+    def _url(cls, url: str | None) -> str | None:
+        if url is not None and not re.match(r"^https?://[^\s/]+", url):
+            raise ValueError(f"expected an http(s):// URL, got {url!r}")
+        return url.rstrip("/") if url else url
+
+
+class AlertsServiceConfig(ConsumerServiceConfig):
+    """The alerts service: alert events from JetStream -> webhook, Slack and email sinks, retried, then
+    dead-lettered (published as ``alert_undelivered`` events)."""
+
+    port: int = Field(50056, ge=0, le=65535, description="gRPC port (0: any free port).")
+
+
 class TelemetryConfig(_Model):
     """Traces, logs."""
 
@@ -150,6 +200,8 @@ class ServicesConfig(_Model):
     inference: InferenceServiceConfig = Field(default_factory=InferenceServiceConfig)
     tracking: TrackingServiceConfig = Field(default_factory=TrackingServiceConfig)
     analytics: AnalyticsServiceConfig = Field(default_factory=AnalyticsServiceConfig)
+    sync: SyncServiceConfig = Field(default_factory=SyncServiceConfig)
+    alerts: AlertsServiceConfig = Field(default_factory=AlertsServiceConfig)
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
     rpc_timeout_s: float = Field(5.0, gt=0, le=300, description="Deadline of unary calls and of connecting.")
     drain_timeout_s: float = Field(

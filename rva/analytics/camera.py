@@ -143,6 +143,62 @@ class CameraAnalytics:
         ]
         return sorted(events, key=lambda e: (e.ts, _ORDER.get(e.type, 1)))
 
+    def reconfigure(self, camera: CameraConfig) -> list[Event]:
+        """Swap in a new definition of this camera's zones, lines, queues and heatmap, keeping the tracks.
+
+        What did not change keeps its state. A zone that changed or went away closes its open visits
+        now (``zone_exit`` at each visitor's last inside time, ``attrs.reason = "config_change"``); the
+        new definition starts counting from the next frame (people already inside enter after its
+        enter inertia). A changed or new line or queue starts fresh: a crossing needs both sides seen
+        under one definition, and waits open under the old queue are not reported. A changed heatmap
+        restarts its grid.
+
+        Raises:
+            ConfigError: A point lies outside the frame, or the camera id differs (nothing changes).
+
+        """
+        if camera.id != self.camera.id:
+            raise ConfigError(f"reconfigure: camera {camera.id!r} is not {self.camera.id!r}")
+        try:
+            check_geometry(camera, self.frame_size)
+        except ValueError as err:
+            raise ConfigError(f"camera {camera.id!r}: {err}") from None
+        events: list[Event] = []
+        ts = self._clock.last_ts
+        zones: dict[str, ZoneMonitor] = {}
+        new_zones = {z.name: z for z in camera.zones}
+        for name, monitor in self._zones.items():
+            if new_zones.get(name) == monitor.cfg:
+                zones[name] = monitor
+            elif ts is not None:
+                closed = monitor.update(Detections.empty(), ts, ended_ids=monitor.inside_ids)
+                events += [
+                    Event(e.type, e.camera, e.ts, e.track_id, zone=e.zone, dwell_s=e.dwell_s, enter_ts=e.enter_ts,
+                          attrs={**e.attrs, "reason": "config_change"})
+                    if e.type is EventType.ZONE_EXIT else e
+                    for e in closed
+                ]
+        for name, cfg in new_zones.items():
+            zones.setdefault(name, ZoneMonitor(cfg, camera.id))
+        keep_lines = {ln.name: ln for ln in camera.lines}
+        lines = {n: m for n, m in self._lines.items() if keep_lines.get(n) == m.cfg}
+        for name, cfg in keep_lines.items():
+            lines.setdefault(name, LineCounter(cfg, camera.id))
+        keep_queues = {q.name: q for q in camera.queues}
+        queues = {n: m for n, m in self._queues.items() if keep_queues.get(n) == m.cfg}
+        for name, cfg in keep_queues.items():
+            queues.setdefault(name, QueueMonitor(cfg, camera.id))
+        # Keep the configured order (events and summaries list them as the config does).
+        self._zones = {z.name: zones[z.name] for z in camera.zones}
+        self._lines = {ln.name: lines[ln.name] for ln in camera.lines}
+        self._queues = {q.name: queues[q.name] for q in camera.queues}
+        if camera.heatmap != self.camera.heatmap:
+            self.heatmap = Heatmap(camera.heatmap, self.frame_size)
+            self._heat_window = np.zeros(self.heatmap.shape, np.float64)
+            self._heat_from_ts = ts
+        self.camera = camera
+        return sorted(events, key=lambda e: e.ts)
+
     def _started(self, item: int | TrackRecord, ts: float) -> Event:
         if isinstance(item, int | np.integer):
             return Event(EventType.TRACK_START, self.camera.id, ts, int(item))
