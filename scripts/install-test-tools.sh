@@ -15,6 +15,8 @@ command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || need+
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 # The gateway's browser test drives Debian's chromium through Playwright (`playwright install` cannot download).
 [ -x /usr/bin/chromium ] || need+=(chromium)
+# The sync fault tests run the sync service with its clock 2 h ahead (libfaketime).
+command -v faketime >/dev/null 2>&1 || need+=(faketime)
 if [ ${#need[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
   SUDO=$([ "$(id -u)" -eq 0 ] && echo "" || echo "sudo")
   $SUDO apt-get update -qq && $SUDO apt-get install -y --no-install-recommends "${need[@]}"

@@ -1,5 +1,8 @@
 """Crash points for the kill tests: ``RVA_STORES_FAULT=<writer>:<point>:<batch>`` SIGKILLs the process there.
 
+Used by the stores' writers and by the sync uploader (writer ``sync``: point ``committed`` = the cloud
+answered 200, the outbox not yet updated).
+
 ``point`` is ``mid`` (half the batch applied, nothing committed or acked; writers split the batch in
 two when armed) or ``committed`` (the batch is in the store, the acks not yet sent). ``batch`` counts
 the writer's batches from 1. Unset (the normal case), every call here is a dictionary lookup.

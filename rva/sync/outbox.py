@@ -274,8 +274,12 @@ class Outbox:
                 "UPDATE batches SET attempts = attempts + 1, last_error = ? WHERE batch_id = ?", (error, batch_id)
             )
 
-    def ack(self, batch_id: str) -> int:
-        """The cloud committed the batch: delete it and its events; return how many events left."""
+    def ack(self, batch_id: str, duplicate: bool = False) -> int:
+        """The cloud committed the batch: delete it and its events; return how many events left.
+
+        ``duplicate``: the cloud already had this batch (an earlier send's answer was lost); counted as
+        ``resent``.
+        """
         with self._lock, self._tx() as db:
             row = db.execute(
                 "SELECT COUNT(*), COALESCE(SUM(LENGTH(body)), 0) FROM events WHERE batch = ?", (batch_id,)
@@ -285,6 +289,8 @@ class Outbox:
             db.execute("DELETE FROM batches WHERE batch_id = ?", (batch_id,))
             self._bump(db, "uploaded", n)
             self._bump(db, "batches_acked", 1)
+            if duplicate:
+                self._bump(db, "resent", n)
             self._events -= n
             self._bytes -= size + ROW_OVERHEAD * n
             return n
@@ -337,7 +343,7 @@ class Outbox:
         return self._bytes
 
     def counter(self, name: str) -> int:
-        """A persistent counter: ``uploaded``, ``batches_acked``, ``rejected``."""
+        """A persistent counter: ``uploaded``, ``batches_acked``, ``resent``, ``rejected``."""
         with self._lock:
             row = self._db.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()
             return int(row[0]) if row else 0

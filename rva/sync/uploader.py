@@ -33,11 +33,14 @@ from typing import Any
 
 import httpx
 
+from rva.stores import faults
 from rva.sync.outbox import Batch, Outbox
 
 log = logging.getLogger(__name__)
 
 INGEST_PATH = "/v1/ingest/events"
+#: Skew (s) past which the uploader warns that event times are off (uploads never depend on it).
+SKEW_WARN_S = 30.0
 
 
 @dataclass
@@ -205,6 +208,7 @@ class Uploader:
         }
         while not self._stop.is_set():
             self.stats.batches_sent += 1
+            faults.next_batch("sync")
             try:
                 response = await self.client().post(INGEST_PATH, content=body, headers=headers)
             except httpx.HTTPError as err:
@@ -214,6 +218,7 @@ class Uploader:
             self.stats.responses[code] = self.stats.responses.get(code, 0) + 1
             self._skew(response)
             if code == 200:
+                faults.crash_point("sync", "committed")  # kill tests: the cloud has it, the outbox does not know
                 await self._acked(batch, response)
                 return True
             if code == 422:
@@ -243,9 +248,10 @@ class Uploader:
         return False
 
     async def _acked(self, batch: Batch, response: httpx.Response) -> None:
-        n = await asyncio.to_thread(self.outbox.ack, batch.batch_id)
         body = _json(response) or {}
-        if body.get("duplicate_batch"):
+        duplicate = bool(isinstance(body, dict) and body.get("duplicate_batch"))
+        n = await asyncio.to_thread(self.outbox.ack, batch.batch_id, duplicate)
+        if duplicate:
             self.stats.duplicate_batches += 1
         self.stats.batches_acked += 1
         self.stats.events_acked += n
@@ -277,7 +283,11 @@ class Uploader:
             cloud = email.utils.parsedate_to_datetime(date).timestamp()
         except (TypeError, ValueError):
             return
-        self.stats.clock_skew_s = round(self.wall_clock() - cloud, 1)  # the Date header has 1 s resolution
+        skew = round(self.wall_clock() - cloud, 1)  # the Date header has 1 s resolution
+        if abs(skew) > SKEW_WARN_S and (self.stats.clock_skew_s is None or abs(self.stats.clock_skew_s) <= SKEW_WARN_S):
+            log.warning("clock skew: this edge's clock is %+.0f s off the cloud's; uploads are unaffected, but "
+                        "event times are the edge's: fix NTP on this box", skew)
+        self.stats.clock_skew_s = skew
 
     async def flush(self, deadline_s: float) -> int:
         """Wait until the outbox is empty or ``deadline_s`` passes; return events acknowledged meanwhile."""

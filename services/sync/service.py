@@ -159,8 +159,8 @@ class SyncService(Service, sync_pb2_grpc.SyncServiceServicer):
         self._stop.set()
         if self.uploader is not None:
             self.uploader.stop()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.gather(*self._tasks, return_exceptions=True), timeout)
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=timeout)
 
     async def close(self) -> None:
         """Cancel the loops, close NATS and the outbox."""
