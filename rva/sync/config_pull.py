@@ -53,6 +53,8 @@ def merge_document(base: RVAConfig, document: dict[str, Any]) -> tuple[RVAConfig
         ConfigError: The merged config is invalid (the message names the field).
 
     """
+    if not isinstance(document, dict) or not isinstance(document.get("cameras"), list):
+        raise ConfigError("the cloud's store document: expected an object with a 'cameras' list")
     raw = base.model_dump(mode="json")
     cloud = {c.get("id"): c for c in document.get("cameras", []) if isinstance(c, dict)}
     for camera in raw["cameras"]:
@@ -112,12 +114,13 @@ class ConfigPuller:
             log.warning("%s", self.last_error)
             return None
         version = version_of(response.headers.get("ETag"))
-        document = response.json()
+        body = response.json()
+        document = body.get("document") if isinstance(body, dict) else None  # ConfigVersion: {version, document}
         if version and version == self.version:
             return None
         previous = self.version
         try:
-            config, ignored = merge_document(self.base, document)
+            config, ignored = merge_document(self.base, document)  # type: ignore[arg-type]
         except ConfigError as err:
             self.last_error = f"config {version} refused: {err}"
             log.error("%s; %s stays in force", self.last_error, previous or "the local config")

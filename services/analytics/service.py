@@ -7,6 +7,10 @@ acknowledged only after all its events are acknowledged by JetStream (``Nats-Msg
 so a replay after a crash is de-duplicated). When the tracker's generation or the decode stream
 changes, the tracks analytics still holds open are closed at the last time they were seen
 (counted as ``tracks_closed_by_restart``), so no visit stays open forever.
+
+Zones, lines and queues follow the store document the sync service puts in force (NATS KV
+``RVA_CONFIG``, see :mod:`rva.sync.config_pull`): each new version is applied between two frames,
+without a restart (:meth:`rva.analytics.CameraAnalytics.reconfigure`).
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from rva.analytics.v1 import analytics_pb2, analytics_pb2_grpc
 from rva.bus.jetstream import EventPublisher, ensure_stream
 from rva.config import CameraConfig, RVAConfig
 from rva.core import Detections, Event
+from rva.errors import ConfigError
+from rva.sync.config_pull import merge_document, watch_config
 from rva.tracking.v1 import tracking_pb2
 from services.common.metrics import ServiceMetrics
 from services.common.telemetry import extract, inject, tracer
@@ -82,6 +88,7 @@ class AnalyticsService(ConsumingService, analytics_pb2_grpc.AnalyticsServiceServ
         self.tracer = tracer(self.name)
         self.states = {c.id: CameraState(c) for c in cameras}
         self.publisher: EventPublisher | None = None
+        self.config_version = ""
 
     def register(self, server: grpc.aio.Server) -> None:
         """Serve ``rva.analytics.v1.AnalyticsService``."""
@@ -103,6 +110,51 @@ class AnalyticsService(ConsumingService, analytics_pb2_grpc.AnalyticsServiceServ
             )
             await st.consumer.open()
             self.consume(camera, st.consumer, functools.partial(self._handle, st))
+        self._tasks.append(asyncio.create_task(self._watch_config(js)))
+
+    async def _watch_config(self, js: Any) -> None:
+        """Apply each store document put in force by the sync service (NATS KV ``RVA_CONFIG``), live."""
+        while True:
+            try:
+                async for version, document in watch_config(js, self.config.store):
+                    await self.apply_document(version, document)
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # NATS away: the watch resumes from the latest value
+                log.warning("config watch failed (%r); retrying in 2 s", err)
+                await asyncio.sleep(2.0)
+
+    async def apply_document(self, version: str, document: dict[str, Any]) -> None:
+        """Swap zones, lines and queues of every camera the document changes; publish what that closes."""
+        try:
+            merged, _ = merge_document(self.config, document)
+        except ConfigError as err:
+            self.metrics.error("config_refused")
+            log.error("config %s refused (the one in force stays): %s", version, err)
+            return
+        by_id = {c.id: c for c in merged.cameras}
+        changed = []
+        for camera, st in self.states.items():
+            new = by_id.get(camera)
+            if new is None or new == st.camera:
+                continue
+            events: list[Event] = []
+            if st.analytics is not None:
+                try:
+                    events = st.analytics.reconfigure(new)
+                except ConfigError as err:
+                    self.metrics.error("config_refused")
+                    log.error("config %s refused for camera %s: %s", version, camera, err)
+                    continue
+            st.camera = new
+            changed.append(camera)
+            for event in events:
+                await self._publish(event, {})
+        self.config = merged
+        self.config_version = version
+        if version.lstrip("v").isdigit():
+            self.metrics.gauge.labels(self.name, "config_version").set(int(version.lstrip("v")))
+        log.info("config %s in force; cameras changed: %s", version, ", ".join(changed) or "none")
 
     async def _handle(self, st: CameraState, msg: Any) -> None:
         record = tracking_pb2.TracksRecord.FromString(msg.data)
