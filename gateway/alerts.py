@@ -1,7 +1,8 @@
-"""The dashboard's alert feed: alert rules evaluated on live numbers and events (pure core + a Redis list).
+"""The dashboard's alert feed: the store's rules on live numbers and events, and a Redis list of what fired.
 
-:class:`AlertEvaluator` is a plain object (no I/O): feed it live views and events, it returns the
-alerts that fire, each condition held for ``for_s`` and repeated at most once per ``cooldown_s``.
+The rules are evaluated by :class:`rva.alerts.AlertEngine` (the same core the edge runs);
+:class:`AlertEvaluator` only feeds it the gateway's store-wide live view and events on the wall clock
+and turns the ``alert`` events it returns into :class:`~gateway.models.Alert` resources.
 :class:`AlertFeed` keeps the latest alerts of each store in Redis for the REST feed.
 """
 
@@ -14,97 +15,51 @@ from typing import Any
 import redis
 
 from gateway.models import Alert
-from rva.config import AlertRuleConfig
-
-_LIVE_KINDS = ("queue_length", "queue_wait", "occupancy")
-_OFFLINE_STATES = ("reconnecting", "failed")
+from rva.alerts import AlertEngine, AlertRuleConfig, AlertState, store_readings
+from rva.core.events import Event
 
 
 class AlertEvaluator:
-    """Evaluates a store's rules.
+    """A store's rules over the gateway's live view (``MetricsService.live``) and event dicts.
 
     Args:
         store: Store id (stamped on alerts).
         rules: The store's alert rules.
         capacities: ``{(camera, zone): capacity}`` for occupancy rules without a threshold.
+        state: Holds and cooldowns of a previous evaluator of the store (kept across a rules refresh).
 
     """
 
     def __init__(self, store: str, rules: Iterable[AlertRuleConfig],
-                 capacities: Mapping[tuple[str, str], int] | None = None) -> None:
-        self.store = store
-        self.rules = [r for r in rules if r.enabled]
-        self.capacities = dict(capacities or {})
-        self._since: dict[tuple[str, str, str], float] = {}
-        self._fired: dict[tuple[str, str, str], float] = {}
+                 capacities: Mapping[tuple[str, str], int] | None = None, state: AlertState | None = None) -> None:
+        self.engine = AlertEngine(store, rules, capacities, state=state)
 
-    def _matches(self, rule: AlertRuleConfig, camera: str, target: str | None) -> bool:
-        return (rule.camera is None or rule.camera == camera) and (rule.target is None or rule.target == target)
-
-    def _fire(self, rule: AlertRuleConfig, camera: str, target: str | None, value: float | None,
-              threshold: float | None, now: float, message: str) -> Alert | None:
-        key = (rule.name, camera, target or "")
-        last = self._fired.get(key)
-        if last is not None and now - last < rule.cooldown_s:
-            return None
-        self._fired[key] = now
-        return Alert(rule=rule.name, kind=rule.kind, severity=rule.severity, store=self.store, camera=camera,
-                     target=target, value=value, threshold=threshold, ts=now, message=message)
+    @property
+    def state(self) -> AlertState:
+        """Holds and cooldowns so far."""
+        return self.engine.state
 
     def on_live(self, live: Mapping[str, Any], now: float) -> list[Alert]:
-        """Alerts from a live view (``MetricsService.live``): queue length, wait estimate, occupancy."""
-        out: list[Alert] = []
-        seen: set[tuple[str, str, str]] = set()
-        for rule in (r for r in self.rules if r.kind in _LIVE_KINDS):
-            for camera, target, value, threshold, what in self._values(rule, live):
-                if not self._matches(rule, camera, target) or value is None or threshold is None:
-                    continue
-                key = (rule.name, camera, target or "")
-                if value <= threshold:
-                    continue
-                seen.add(key)
-                since = self._since.setdefault(key, now)
-                if now - since < rule.for_s:
-                    continue
-                alert = self._fire(rule, camera, target, value, threshold, now,
-                                   f"{what} at {camera}/{target}: {value:g} > {threshold:g}")
-                if alert:
-                    out.append(alert)
-        for key in [k for k in self._since if k not in seen]:
-            del self._since[key]  # the condition cleared: the hold starts again next time
-        return out
-
-    def _values(self, rule: AlertRuleConfig, live: Mapping[str, Any]) -> Iterable[tuple[str, str, Any, Any, str]]:
-        if rule.kind == "occupancy":
-            for item in live.get("occupancy", []):
-                cap = self.capacities.get((item["camera"], item["zone"]))
-                threshold = rule.threshold if rule.threshold is not None else cap
-                yield item["camera"], item["zone"], item["count"], threshold, "occupancy"
-        else:
-            field, what = ("waiting", "queue length") if rule.kind == "queue_length" else ("wait_estimate_s",
-                                                                                           "wait estimate (s)")
-            for item in live.get("queues", []):
-                yield item["camera"], item["queue"], item.get(field), rule.threshold, what
+        """Alerts from a live view: queue length, wait estimate, occupancy."""
+        return [self._alert(e) for e in self.engine.on_readings(store_readings(live), now)]
 
     def on_event(self, event: Mapping[str, Any], now: float) -> list[Alert]:
-        """Alerts from one event: a visit longer than a dwell limit, a camera going offline."""
-        out: list[Alert] = []
-        camera = str(event.get("camera", ""))
-        for rule in self.rules:
-            alert = None
-            if rule.kind == "dwell" and event.get("type") == "zone_exit":
-                dwell, zone = event.get("dwell_s"), event.get("zone")
-                if dwell is not None and rule.threshold is not None and dwell > rule.threshold \
-                        and self._matches(rule, camera, zone):
-                    alert = self._fire(rule, camera, zone, float(dwell), rule.threshold, now,
-                                       f"dwell in {camera}/{zone}: {float(dwell):.0f} s > {rule.threshold:g} s")
-            elif rule.kind == "camera_offline" and event.get("type") == "source_state":
-                state = (event.get("attrs") or {}).get("state")
-                if state in _OFFLINE_STATES and self._matches(rule, camera, None):
-                    alert = self._fire(rule, camera, None, None, None, now, f"camera {camera} is {state}")
-            if alert:
-                out.append(alert)
-        return out
+        """Alerts from one event (``Event.to_dict()``): a visit longer than a dwell limit, a camera going offline.
+
+        The event is dated ``now`` (the wall clock the live rules run on), not its stream time.
+        """
+        try:
+            parsed = Event.from_dict({**event, "ts": now})
+        except (ValueError, KeyError, TypeError):
+            return []  # a kind this gateway does not know yet: no rule can be about it
+        return [self._alert(e) for e in self.engine.on_event(parsed)]
+
+    def _alert(self, event: Event) -> Alert:
+        a = event.attrs
+        target = event.zone or event.queue
+        return Alert(rule=a["rule"], kind=a["kind"], severity=a["severity"], store=self.engine.store,
+                     camera=event.camera, target=target, value=a["value"], threshold=a["threshold"], ts=event.ts,
+                     message=a["message"])
 
 
 class AlertFeed:

@@ -292,11 +292,8 @@ class LiveHub:
         rules = [AlertRuleConfig.model_validate(r) for r in doc.get("alert_rules", [])]
         caps = {(c["id"], z["name"]): z["capacity"] for c in doc.get("cameras", []) for z in c.get("zones", [])
                 if z.get("capacity")}
-        old = feed.evaluator
-        new = AlertEvaluator(feed.store, rules, caps)
-        if old is not None:  # keep holds and cooldowns across a rules refresh
-            new._since, new._fired = old._since, old._fired
-        return new
+        # keep holds and cooldowns across a rules refresh
+        return AlertEvaluator(feed.store, rules, caps, state=feed.evaluator.state if feed.evaluator else None)
 
     async def _poll(self, feed: _StoreFeed) -> None:
         reader = Principal("user", "live-hub", feed.tenant, "viewer", frozenset({feed.store}))

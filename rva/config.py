@@ -14,6 +14,9 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+# The alert models live with the alerts; AlertRuleConfig is re-exported here, where users of the config look.
+from rva.alerts.config import AlertRuleConfig as AlertRuleConfig
+from rva.alerts.config import AlertsConfig
 from rva.errors import ConfigError
 from rva.service_config import ServicesConfig
 
@@ -160,30 +163,6 @@ class HeatmapConfig(_Model):
     cell_px: int = Field(16, ge=2, le=256, description="Grid cell size in pixels.")
     half_life_s: float = Field(300.0, gt=0, le=7 * 86400, description="Weight halves every this many seconds.")
     hotspots: int = Field(5, ge=0, le=100, description="How many hotspots to report.")
-
-
-class AlertRuleConfig(_Model):
-    """When to tell a store manager: a condition on live numbers or events, held, then cooled down."""
-
-    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="Unique within the store.")
-    kind: Literal["queue_length", "queue_wait", "occupancy", "dwell", "camera_offline"] = Field(
-        description="queue_length: people waiting > threshold; queue_wait: wait estimate (s) > threshold; "
-        "occupancy: people in a zone > threshold (default: the zone's capacity); dwell: a visit longer than "
-        "threshold seconds; camera_offline: a camera reconnecting or failed."
-    )
-    camera: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,64}$", description="One camera (null: any).")
-    target: str | None = Field(None, min_length=1, max_length=64, description="Zone or queue name (null: any).")
-    threshold: float | None = Field(None, ge=0, le=1e9, description="Limit the live value must exceed.")
-    for_s: float = Field(0.0, ge=0, le=86400, description="The condition must hold this long before it fires.")
-    cooldown_s: float = Field(300.0, ge=0, le=7 * 86400, description="Fire at most once per this many seconds.")
-    severity: Literal["info", "warning", "critical"] = Field("warning", description="How urgent.")
-    enabled: bool = Field(True, description="Disabled rules are kept but never fire.")
-
-    @model_validator(mode="after")
-    def _threshold(self) -> AlertRuleConfig:
-        if self.kind in ("queue_length", "queue_wait", "dwell") and self.threshold is None:
-            raise ValueError(f"threshold is required for a {self.kind} rule")
-        return self
 
 
 class CameraConfig(_Model):
@@ -350,6 +329,7 @@ class RVAConfig(_Model):
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     services: ServicesConfig = Field(default_factory=ServicesConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
 
     @model_validator(mode="after")
     def _unique_cameras(self) -> RVAConfig:

@@ -25,6 +25,11 @@ class EventType(StrEnum):
     QUEUE_ABANDON = "queue_abandon"
     SOURCE_STATE = "source_state"
     HEATMAP_SNAPSHOT = "heatmap_snapshot"
+    ALERT = "alert"
+    ALERT_UNDELIVERED = "alert_undelivered"
+
+
+_ALERT_TYPES = (EventType.ALERT, EventType.ALERT_UNDELIVERED)
 
 
 class Direction(StrEnum):
@@ -72,15 +77,18 @@ class Event:
         """Globally unique, deterministic id: the same event replayed gets the same id.
 
         A hash of what identifies the event (store, camera, type, time to the microsecond, track,
-        zone/line/queue, direction, source state), so stores can de-duplicate on it.
+        zone/line/queue, direction, source state; for alerts also the rule, and for undelivered alerts
+        the sink and the alert's id), so stores can de-duplicate on it.
         """
-        key = "|".join(
-            str(v)
-            for v in (
-                SCHEMA_VERSION, store, self.camera, self.type, f"{self.ts:.6f}", self.track_id,
-                self.zone, self.line, self.queue, self.direction, self.attrs.get("state"),
-            )
+        parts: tuple[Any, ...] = (
+            SCHEMA_VERSION, store, self.camera, self.type, f"{self.ts:.6f}", self.track_id,
+            self.zone, self.line, self.queue, self.direction, self.attrs.get("state"),
         )
+        if self.type in _ALERT_TYPES:
+            # Two rules firing on one target in one frame, or one alert dead-lettered by two sinks, are
+            # different events; other types keep their ids unchanged.
+            parts += (self.attrs.get("rule"), self.attrs.get("sink"), self.attrs.get("alert_id"))
+        key = "|".join(str(v) for v in parts)
         return hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
 
     def to_dict(self) -> dict[str, Any]:

@@ -17,11 +17,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 import psycopg
 
+from rva.core.events import Direction, Event, EventType
 from rva.stores.clickhouse import ClickHouseDriver
 from rva.stores.clickhouse_queries import ClickHouseQueries
 from rva.stores.errors import StoreUnavailable
 from rva.stores.postgres import connect
-from rva.stores.records import ID_PATTERN
+from rva.stores.records import ID_PATTERN, StoredEvent
 from rva.stores.redis_live import QueueLive, RedisLive
 from rva.stores.results import (
     DwellDistribution,
@@ -110,6 +111,13 @@ _HEATMAP_SQL = f"""
 SELECT attrs FROM rva.events
 WHERE {_SCOPE_SQL} AND type = 'heatmap_snapshot' AND ts >= %(start)s AND ts < %(end)s
 ORDER BY ts"""
+
+_EVENTS_SQL = f"""
+SELECT store, camera, extract(epoch FROM ts)::float8, event_id, track_id, zone, line, queue, direction, dwell_s,
+       extract(epoch FROM enter_ts)::float8, wait_s, attrs
+FROM rva.events
+WHERE {_SCOPE_SQL} AND type = %(type)s AND ts >= %(start)s AND ts < %(end)s
+ORDER BY ts DESC, event_id LIMIT %(limit)s"""
 
 
 def _pct_name(q: float) -> str:
@@ -276,6 +284,25 @@ class EventQueries:
                 np.add.at(flat, np.asarray(a["cells"], np.int64), np.asarray(a["seconds"], np.float64))
                 used += 1
         return HeatmapGrid(scope.camera, cell_px, flat.reshape(shape), used, len(snaps) - used)
+
+    def events(self, scope: Scope, *, event_type: str, limit: int = 100) -> list[StoredEvent]:
+        """The newest events of one kind in the window, newest first (e.g. ``alert_undelivered`` dead letters).
+
+        Raises:
+            ValueError: ``event_type`` is not an event type, or ``limit`` is not in 1..10000.
+
+        """
+        kind = EventType(event_type)
+        if not 1 <= limit <= 10_000:
+            raise ValueError(f"limit: expected 1..10000, got {limit}")
+        rows = self._pg(_EVENTS_SQL, self._params(scope, type=str(kind), limit=limit))
+        return [
+            StoredEvent(scope.tenant, store, event_id, Event(
+                kind, camera, ts, track_id, zone, line, queue, None if direction is None else Direction(direction),
+                dwell_s, enter_ts, wait_s, attrs or {}))
+            for store, camera, ts, event_id, track_id, zone, line, queue, direction, dwell_s, enter_ts, wait_s, attrs
+            in rows
+        ]
 
     # -- ClickHouse ------------------------------------------------------------------------------
 

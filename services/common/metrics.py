@@ -24,6 +24,8 @@ class ServiceMetrics:
         latency: ``rva_stage_latency_seconds{service, stage}``: time per stage.
         errors: ``rva_errors_total{service, kind}``: failures by kind (retried or not).
         events: ``rva_events_published_total{camera, kind}``: events acknowledged by JetStream.
+        alerts_delivered: ``rva_alerts_delivered_total{sink}``: alerts a sink took (alerts service).
+        alerts_dead_lettered: ``rva_alerts_dead_lettered_total{sink}``: alerts a sink was given up on.
 
     """
 
@@ -48,6 +50,11 @@ class ServiceMetrics:
         self.errors = Counter("rva_errors", "Failures by kind.", ["service", "kind"], registry=r)
         self.events = Counter(
             "rva_events_published", "Events acknowledged by JetStream.", ["camera", "kind"], registry=r
+        )
+        self.alerts_delivered = Counter("rva_alerts_delivered", "Alerts a sink took.", ["sink"], registry=r)
+        self.alerts_dead_lettered = Counter(
+            "rva_alerts_dead_lettered", "Alerts given up on after retries (published as alert_undelivered).",
+            ["sink"], registry=r,
         )
         self.gauge = Gauge("rva_state", "Service-specific state values.", ["service", "name"], registry=r)
         self._http: Any = None

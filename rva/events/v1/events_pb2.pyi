@@ -18,6 +18,8 @@ class EventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EVENT_TYPE_QUEUE_ABANDON: _ClassVar[EventType]
     EVENT_TYPE_SOURCE_STATE: _ClassVar[EventType]
     EVENT_TYPE_HEATMAP_SNAPSHOT: _ClassVar[EventType]
+    EVENT_TYPE_ALERT: _ClassVar[EventType]
+    EVENT_TYPE_ALERT_UNDELIVERED: _ClassVar[EventType]
 
 class Direction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -35,6 +37,8 @@ EVENT_TYPE_QUEUE_SERVED: EventType
 EVENT_TYPE_QUEUE_ABANDON: EventType
 EVENT_TYPE_SOURCE_STATE: EventType
 EVENT_TYPE_HEATMAP_SNAPSHOT: EventType
+EVENT_TYPE_ALERT: EventType
+EVENT_TYPE_ALERT_UNDELIVERED: EventType
 DIRECTION_UNSPECIFIED: Direction
 DIRECTION_IN: Direction
 DIRECTION_OUT: Direction
