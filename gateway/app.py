@@ -17,7 +17,7 @@ from gateway.deps import PrincipalDep
 from gateway.errors import install_handlers
 from gateway.graphql import graphql_router
 from gateway.middleware import GatewayMiddleware
-from gateway.routes import config, live, metrics, tenants
+from gateway.routes import alerts, config, live, metrics, models, tenants
 from gateway.routes.common import require_operator
 from gateway.settings import GatewaySettings
 from gateway.state import Gateway, start_gateway
@@ -69,8 +69,10 @@ def create_app(settings: GatewaySettings | None = None, *, clickhouse: Any = Non
     install_handlers(app)
     app.include_router(tenants.router)
     app.include_router(config.router)
+    app.include_router(models.router)
     app.include_router(metrics.router)
     app.include_router(live.router)
+    app.include_router(alerts.router)
     app.include_router(graphql_router(), prefix="/graphql", include_in_schema=False)
 
     @app.get("/healthz", tags=["ops"])

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from rva.config import AlertRuleConfig, CameraConfig
+from rva.sync.models import ModelManifest
 
 ID = r"^[A-Za-z0-9_-]{1,64}$"
 #: Store ids that would clash with a NATS subject namespace (``rva.dlq.<reason>``).
@@ -164,6 +165,16 @@ class ConfigVersionInfo(BaseModel):
     """A version without its document."""
 
     version: int
+    created_at: datetime
+    created_by: str
+
+
+class ModelManifestRevision(BaseModel):
+    """One revision of a store's model manifest (what ``GET /v1/stores/{store}/model`` answers)."""
+
+    store: str
+    revision: int = Field(description="Starts at 1 and grows by one per change; the ETag is \"v<revision>\".")
+    manifest: ModelManifest
     created_at: datetime
     created_by: str
 

@@ -1,4 +1,4 @@
-"""The gateway's own PostgreSQL tables: tenants, stores, versioned store configs, API keys, snapshots, batches.
+"""The gateway's own PostgreSQL tables: tenants, stores, config and model versions, API keys, snapshots, batches.
 
 Analytics data is never read here (that is the stores' query layer); this is the registry of who owns
 what. Every read and write of a tenant's resource takes the tenant and filters on it in SQL, so a
@@ -48,7 +48,12 @@ CREATE TABLE {SCHEMA}.ingest_batches (
     store text NOT NULL REFERENCES {SCHEMA}.stores ON DELETE CASCADE, batch_id text NOT NULL,
     events integer NOT NULL, new_events integer NOT NULL, sinks jsonb NOT NULL,
     received_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (store, batch_id));
-"""),)
+"""), (2, f"""
+CREATE TABLE {SCHEMA}.store_models (
+    store text NOT NULL REFERENCES {SCHEMA}.stores ON DELETE CASCADE, revision integer NOT NULL,
+    manifest jsonb NOT NULL, created_at timestamptz NOT NULL DEFAULT now(), created_by text NOT NULL,
+    PRIMARY KEY (store, revision));
+"""))
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +286,46 @@ class Registry:
             conn.execute(f"INSERT INTO {SCHEMA}.store_configs (store, version, document, created_by) "
                          "VALUES (%s, %s, %s, %s)", (store, version + 1, Jsonb(new), actor))
             return version + 1
+
+    # -- model manifests --------------------------------------------------------------------------
+
+    def model_manifest(self, tenant: str, store: str) -> tuple[int, dict[str, Any], datetime, str]:
+        """``(revision, manifest, created_at, created_by)`` of the latest; :class:`NotFound` if none was set."""
+        rows = self._rows(
+            f"SELECT m.revision, m.manifest, m.created_at, m.created_by FROM {SCHEMA}.store_models m "
+            f"JOIN {SCHEMA}.stores s ON s.id = m.store WHERE s.tenant = %s AND m.store = %s "
+            "ORDER BY m.revision DESC LIMIT 1", (tenant, store))
+        if not rows:
+            raise NotFound(f"store {store!r} has no model manifest")
+        revision, manifest, at, by = rows[0]
+        return int(revision), manifest, at, by
+
+    def put_model_manifest(self, tenant: str, store: str, manifest: dict[str, Any], actor: str,
+                           expected_revision: int | None = None) -> int:
+        """Store ``manifest`` as the next revision (the same one when it equals the latest).
+
+        The store's row is locked for the transaction, so concurrent changes serialize.
+
+        Raises:
+            NotFound: No such store in the tenant.
+            PreconditionFailed: ``expected_revision`` (``If-Match``) is not the latest (0: none yet).
+
+        """
+        with self._connection() as conn, conn.transaction():
+            if conn.execute(f"SELECT id FROM {SCHEMA}.stores WHERE tenant = %s AND id = %s FOR UPDATE",
+                            (tenant, store)).fetchone() is None:
+                raise NotFound(f"store {store!r} not found")
+            row = conn.execute(f"SELECT revision, manifest FROM {SCHEMA}.store_models WHERE store = %s "
+                               "ORDER BY revision DESC LIMIT 1", (store,)).fetchone()
+            revision, latest = (int(row[0]), row[1]) if row else (0, None)
+            if expected_revision is not None and expected_revision != revision:
+                raise PreconditionFailed(f"model manifest of store {store!r} is at revision {revision}, "
+                                         f"not {expected_revision}")
+            if manifest == latest:
+                return revision
+            conn.execute(f"INSERT INTO {SCHEMA}.store_models (store, revision, manifest, created_by) "
+                         "VALUES (%s, %s, %s, %s)", (store, revision + 1, Jsonb(manifest), actor))
+            return revision + 1
 
     # -- API keys ---------------------------------------------------------------------------------
 

@@ -201,12 +201,25 @@ class TritonServer(ManagedProcess):
     Args:
         repo: The model repository (see :func:`services.inference.triton_repo.prepare_model_repository`).
         grpc_port: gRPC port (0: a free one); reuse it to restart the same server.
+        explicit_models: ``None`` (default): Triton loads every model of the repository at start and
+            never looks again. A tuple of names: ``--model-control-mode=explicit`` with a
+            ``--load-model`` for each, so that a new version is picked up only when a client calls
+            ``load_model`` (how :class:`rva.sync.models.TritonTarget` swaps in a downloaded model).
 
     """
 
-    def __init__(self, repo: Path, grpc_port: int = 0, log_dir: Path | None = None, dist: TritonDist | None = None):
+    def __init__(
+        self,
+        repo: Path,
+        grpc_port: int = 0,
+        log_dir: Path | None = None,
+        dist: TritonDist | None = None,
+        *,
+        explicit_models: tuple[str, ...] | None = None,
+    ) -> None:
         super().__init__("triton", log_dir)
         self.repo = Path(repo)
+        self.explicit_models = explicit_models
         self.dist = dist or find_triton()
         self.grpc_port = grpc_port or free_port()
         self.http_port = free_port()
@@ -252,7 +265,7 @@ class TritonServer(ManagedProcess):
         return env
 
     def start(self, timeout: float = 90.0) -> TritonServer:
-        """Start and wait until the server and every model in the repository are ready."""
+        """Start and wait until the server and every model it loads (all, or the explicit ones) are ready."""
         import tritonclient.grpc as grpcclient
 
         cmd = [
@@ -267,6 +280,9 @@ class TritonServer(ManagedProcess):
             "--strict-readiness=true",
             "--log-verbose=0",
         ]
+        if self.explicit_models is not None:
+            cmd.append("--model-control-mode=explicit")
+            cmd += [f"--load-model={name}" for name in self.explicit_models]
         self._spawn(cmd, self.environment())
         client = grpcclient.InferenceServerClient(self.url)
         try:
