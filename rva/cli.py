@@ -102,6 +102,13 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
             t.add_row(name, str(q["joined"]), str(q["served"]), str(q["abandoned"]), str(q["waiting"]),
                       _num(q["mean_wait_s"]))
         out_console.print(t)
+    if summary.get("alerts"):
+        t = Table(title="Alerts (events.jsonl, type alert)", title_justify="left")
+        for col in ("rule", "kind", "severity", "fired", "first at (s)"):
+            t.add_column(col, justify="right" if col in ("fired", "first at (s)") else "left")
+        for name, a in summary["alerts"].items():
+            t.add_row(name, a["kind"], a["severity"], str(a["fired"]), _num(a["first_ts"]))
+        out_console.print(t)
     files = ", ".join(sorted(p.name for p in out.iterdir() if p.is_file() and not p.name.endswith(".part")))
     out_console.print(f"[bold green]wrote[/] {out}/: {files}")
 

@@ -168,6 +168,30 @@ class AlertEngine:
 
     # -- the calls ----------------------------------------------------------------------------------
 
+    @property
+    def needs_live(self) -> bool:
+        """Whether :meth:`on_frame` reads the live view (callers may skip building it otherwise)."""
+        return bool(self._live_rules or self._fall_rules)
+
+    def after_frame(self, camera: str, analytics: Any, tracked: Detections, ts: float,
+                    events: Iterable[Event]) -> list[Event]:
+        """Everything one frame can fire (what a pipeline calls once per frame).
+
+        :meth:`on_frame` on the analytics' live view, then :meth:`on_event` for each of the frame's events.
+
+        Args:
+            camera: Camera id.
+            analytics: The camera's ``CameraAnalytics`` (its ``live()`` is read only when a rule needs it).
+            tracked: The frame's confirmed tracks.
+            ts: The frame's stream time.
+            events: The frame's analytics events.
+
+        """
+        out = self.on_frame(camera, analytics.live(), tracked, ts) if self.needs_live else []
+        for event in events:
+            out += self.on_event(event)
+        return out
+
     def on_frame(self, camera: str, live_view: Mapping[str, Any], tracked: Detections, ts: float) -> list[Event]:
         """Alerts after one analysed frame of a camera.
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rva.alerts import AlertEngine
 from rva.analytics import CameraAnalytics
 from rva.config import CameraConfig, TrackerConfig
 from rva.core import Detections, Event
@@ -28,10 +29,13 @@ class CameraPipeline:
         camera: The camera's config (zones, lines, queues, heatmap).
         tracker: ByteTrack parameters.
         frame_size: ``(width, height)`` of the decoded frames; geometry is checked against it.
+        alerts: The store's alert engine (shared by its cameras); its ``alert`` events join the frame's.
     """
 
-    def __init__(self, camera: CameraConfig, tracker: TrackerConfig, frame_size: tuple[int, int]) -> None:
+    def __init__(self, camera: CameraConfig, tracker: TrackerConfig, frame_size: tuple[int, int],
+                 alerts: AlertEngine | None = None) -> None:
         self.camera = camera
+        self.alerts = alerts
         self.frame_size = frame_size
         self.tracker = ByteTracker(tracker)
         self.analytics = CameraAnalytics(camera, frame_size)
@@ -44,6 +48,8 @@ class CameraPipeline:
         self.confirmed_tracks += len(out.started)
         self.last_ts = ts
         events = self.analytics.update(out.tracked, ts, started=out.started, ended=out.ended)
+        if self.alerts is not None:
+            events += self.alerts.after_frame(self.camera.id, self.analytics, out.tracked, ts, events)
         return CameraStep(out.tracked, events)
 
     def finish(self) -> list[Event]:
@@ -52,4 +58,8 @@ class CameraPipeline:
             return []
         ended = self.tracker.finish(self.last_ts)
         events = self.analytics.update(Detections.empty(), self.last_ts, started=(), ended=ended)
-        return events + self.analytics.finish(self.last_ts)
+        events += self.analytics.finish(self.last_ts)
+        if self.alerts is not None:
+            for event in list(events):
+                events += self.alerts.on_event(event)
+        return events

@@ -15,8 +15,9 @@ from typing import Any
 
 import cv2
 
+from rva.alerts import AlertEngine
 from rva.config import RVAConfig
-from rva.core import Frame
+from rva.core import Event, EventType, Frame
 from rva.detect import Detector, create_detector
 from rva.pipeline.annotate import SceneBackground, draw_header, draw_scene, draw_tracks, render_heatmap
 from rva.pipeline.camera import CameraPipeline
@@ -90,6 +91,9 @@ class StandaloneRunner:
         self.source_states: dict[str, SourceStatus] = {}
         self.times = StageTimes()
         self._stop = threading.Event()
+        alerts = config.alerts
+        self.alerts = AlertEngine(config.store, alerts.rules, upright_s=alerts.upright_s) if alerts.rules else None
+        self.alert_counts: dict[str, dict[str, Any]] = {}
 
     def stop(self) -> None:
         """Ask a running :meth:`run` to finish after the current frame (thread-safe)."""
@@ -134,7 +138,8 @@ class StandaloneRunner:
                     _camera, item = got
                     if isinstance(item, SourceStatus):
                         self.source_states[item.camera] = item
-                        log.write([item.to_event()])
+                        event = item.to_event()
+                        log.write([event, *(self.alerts.on_event(event) if self.alerts else [])])
                         continue
                     self._process(item, cams, state, detector, log, many)
                     if self.max_frames is not None and self._all_reached(state, cams):
@@ -154,7 +159,9 @@ class StandaloneRunner:
                 detector.close()
         wall = time.perf_counter() - started
         for st in state.values():
-            log.write(st.pipeline.finish())
+            final = st.pipeline.finish()
+            log.write(final)
+            self._count_alerts(final)
         log.commit()
         for st in state.values():
             if st.video is not None:
@@ -182,7 +189,8 @@ class StandaloneRunner:
             if self.config.output.annotated_video:
                 fps = self._fps_hint(frame.camera)
                 video = VideoWriter(self.out_dir / _name("annotated", "mp4", frame.camera, many), fps, frame.size)
-            st = state[frame.camera] = _CameraOutputs(CameraPipeline(cam, self.config.tracker, frame.size), video)
+            pipeline = CameraPipeline(cam, self.config.tracker, frame.size, self.alerts)
+            st = state[frame.camera] = _CameraOutputs(pipeline, video)
         if self.max_frames is not None and st.frames >= self.max_frames:
             return
         t0 = time.perf_counter()
@@ -191,6 +199,7 @@ class StandaloneRunner:
         step = st.pipeline.step(detections, frame.pts)
         t2 = time.perf_counter()
         log.write(step.events)
+        self._count_alerts(step.events)
         st.background.add(frame.image)
         if st.video is not None:
             img = draw_scene(frame.image, st.pipeline.camera, st.pipeline.analytics.live())
@@ -206,6 +215,14 @@ class StandaloneRunner:
         st.last_pts = frame.pts
         if self.progress is not None:
             self.progress(frame.camera, st.frames)
+
+    def _count_alerts(self, events: list[Event]) -> None:
+        for e in events:
+            if e.type is EventType.ALERT:
+                rule = str(e.attrs.get("rule"))
+                row = self.alert_counts.setdefault(rule, {"kind": e.attrs.get("kind"), "severity":
+                                                          e.attrs.get("severity"), "fired": 0, "first_ts": e.ts})
+                row["fired"] += 1
 
     def _fps_hint(self, camera: str) -> float:
         fps = self.sources[camera].fps
@@ -254,6 +271,7 @@ class StandaloneRunner:
             "tracks": sum(s.pipeline.confirmed_tracks for s in state.values()),
             "events": events,
             **merged,
+            "alerts": self.alert_counts,
             "cameras": per_camera,
             "stage_ms_per_frame": self.times.as_ms_per_frame(frames),
         }

@@ -27,6 +27,7 @@ from typing import Any
 import grpc
 from opentelemetry import trace
 
+from rva.alerts import AlertEngine
 from rva.analytics import CameraAnalytics
 from rva.analytics.v1 import analytics_pb2, analytics_pb2_grpc
 from rva.bus.jetstream import EventPublisher, ensure_stream
@@ -89,6 +90,7 @@ class AnalyticsService(ConsumingService, analytics_pb2_grpc.AnalyticsServiceServ
         self.states = {c.id: CameraState(c) for c in cameras}
         self.publisher: EventPublisher | None = None
         self.config_version = ""
+        self.alerts = AlertEngine(config.store, config.alerts.rules, upright_s=config.alerts.upright_s)
 
     def register(self, server: grpc.aio.Server) -> None:
         """Serve ``rva.analytics.v1.AnalyticsService``."""
@@ -152,6 +154,8 @@ class AnalyticsService(ConsumingService, analytics_pb2_grpc.AnalyticsServiceServ
                 await self._publish(event, {})
         self.config = merged
         self.config_version = version
+        self.alerts = AlertEngine(merged.store, merged.alerts.rules, upright_s=merged.alerts.upright_s,
+                                  state=self.alerts.state)  # holds and cooldowns carry over
         if version.lstrip("v").isdigit():
             self.metrics.gauge.labels(self.name, "config_version").set(int(version.lstrip("v")))
         log.info("config %s in force; cameras changed: %s", version, ", ".join(changed) or "none")
@@ -224,6 +228,7 @@ class AnalyticsService(ConsumingService, analytics_pb2_grpc.AnalyticsServiceServ
             st.live.pop(int(end.track_id), None)
         t0 = time.perf_counter()
         events = st.analytics.update(tracked, ts, started=[int(t) for t in tracks.started], ended=list(tracks.ended))
+        events += self.alerts.after_frame(st.camera.id, st.analytics, tracked, ts, events)
         self.metrics.observe("analytics", time.perf_counter() - t0)
         st.last_index, st.last_ts = index, ts
         st.frames += 1
@@ -238,6 +243,8 @@ class AnalyticsService(ConsumingService, analytics_pb2_grpc.AnalyticsServiceServ
                 st.live.pop(int(end.track_id), None)
             events += st.analytics.update(Detections.empty(), st.last_ts, ended=final)
             events += st.analytics.finish(st.last_ts)
+        for event in list(events):
+            events += self.alerts.on_event(event)  # a camera going offline; visits closed at the end
         return events
 
     async def _publish(self, event: Event, headers: dict[str, str]) -> None:
