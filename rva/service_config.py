@@ -129,11 +129,19 @@ class AnalyticsServiceConfig(ConsumerServiceConfig):
     """The analytics service: tracks -> zones, lines, queues -> events on JetStream."""
 
     port: int = Field(50054, ge=0, le=65535, description="gRPC port (0: any free port).")
+    event_time: Literal["wall", "stream"] = Field(
+        "wall",
+        description="Times on published events: 'wall' (Unix seconds: the decode session's start on the wall "
+        "clock + stream time, what the stores and dashboards expect) or 'stream' (the camera's PTS clock).",
+    )
 
 
 class SyncServiceConfig(_Endpoint):
-    """The sync service (edge): JetStream events -> SQLite outbox -> gzip batches to the cloud's ingest
-    endpoint; versioned config and model updates pulled from the cloud and applied in place."""
+    """The sync service (edge): events to the cloud exactly once, config and models from it.
+
+    JetStream events -> SQLite outbox -> gzip batches to the cloud's ingest endpoint; versioned config
+    and model updates pulled from the cloud and applied in place.
+    """
 
     port: int = Field(50055, ge=0, le=65535, description="gRPC port (0: any free port).")
     cloud_url: str | None = Field(
@@ -165,6 +173,14 @@ class SyncServiceConfig(_Endpoint):
     state_dir: str = Field(
         "data/sync", description="Applied config versions and downloaded models (each swapped in atomically)."
     )
+    model_updates: bool = Field(
+        True, description="Apply the cloud's model manifest (GET /v1/stores/{store}/model) when it changes."
+    )
+    triton_model_repository: str | None = Field(
+        None,
+        description="With a Triton detector: the server's model repository as mounted here (Triton must run "
+        "with --model-control-mode=explicit); null: model updates are not applied to Triton.",
+    )
 
     @field_validator("cloud_url")
     @classmethod
@@ -175,8 +191,10 @@ class SyncServiceConfig(_Endpoint):
 
 
 class AlertsServiceConfig(ConsumerServiceConfig):
-    """The alerts service: alert events from JetStream -> webhook, Slack and email sinks, retried, then
-    dead-lettered (published as ``alert_undelivered`` events)."""
+    """The alerts service: alert events from JetStream -> webhook, Slack and email sinks.
+
+    Each delivery is retried, then dead-lettered (published as an ``alert_undelivered`` event).
+    """
 
     port: int = Field(50056, ge=0, le=65535, description="gRPC port (0: any free port).")
 

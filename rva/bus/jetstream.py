@@ -120,3 +120,19 @@ class EventPublisher:
         else:
             self.published += 1
         return ack
+
+
+#: KV bucket of decode sessions' wall-clock origins (see the analytics service); entries expire.
+STREAMS_BUCKET = "RVA_STREAMS"
+
+
+async def stream_bucket(js: Any, ttl_s: float = 30 * 86400) -> Any:
+    """The ``RVA_STREAMS`` key-value bucket (created when missing; entries live ``ttl_s``)."""
+    from nats.js.api import KeyValueConfig
+    from nats.js.errors import BucketNotFoundError, NotFoundError
+
+    try:
+        return await js.key_value(STREAMS_BUCKET)
+    except (BucketNotFoundError, NotFoundError):
+        return await js.create_key_value(KeyValueConfig(bucket=STREAMS_BUCKET, history=1, ttl=ttl_s,
+                                                        description="RVA decode sessions: wall time of PTS 0"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -37,6 +37,10 @@ class Direction(StrEnum):
 
     IN = "in"
     OUT = "out"
+
+
+#: Keys of ``Event.attrs`` that hold times (moved by :meth:`Event.shifted`).
+_ATTR_TIMES = ("first_ts", "from_ts")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +94,19 @@ class Event:
             parts += (self.attrs.get("rule"), self.attrs.get("sink"), self.attrs.get("alert_id"))
         key = "|".join(str(v) for v in parts)
         return hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
+
+    def shifted(self, offset_s: float) -> Event:
+        """This event with every time on it moved by ``offset_s`` (stream time -> wall clock, say).
+
+        ``ts``, ``enter_ts`` and the times in ``attrs`` (``first_ts`` of a track end, ``from_ts`` of a
+        heatmap snapshot) move; durations (``dwell_s``, ``wait_s``) do not.
+        """
+        attrs = dict(self.attrs)
+        for key in _ATTR_TIMES:
+            if isinstance(attrs.get(key), int | float):
+                attrs[key] = float(attrs[key]) + offset_s
+        return replace(self, ts=self.ts + offset_s,
+                       enter_ts=None if self.enter_ts is None else self.enter_ts + offset_s, attrs=attrs)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form without empty fields."""

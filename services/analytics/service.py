@@ -21,18 +21,19 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import grpc
+from nats.js.errors import KeyWrongLastSequenceError
 from opentelemetry import trace
 
 from rva.alerts import AlertEngine
 from rva.analytics import CameraAnalytics
 from rva.analytics.v1 import analytics_pb2, analytics_pb2_grpc
-from rva.bus.jetstream import EventPublisher, ensure_stream
+from rva.bus.jetstream import EventPublisher, ensure_stream, stream_bucket
 from rva.config import CameraConfig, RVAConfig
-from rva.core import Detections, Event
+from rva.core import Detections, Event, EventType
 from rva.errors import ConfigError
 from rva.sync.config_pull import merge_document, watch_config
 from rva.tracking.v1 import tracking_pb2
@@ -67,6 +68,7 @@ class CameraState:
     published: int = 0
     closed_by_restart: int = 0
     live: dict[int, list[float]] = field(default_factory=dict)  # track id -> [first_ts, last seen ts]
+    origin: float | None = None  # wall-clock time of stream time 0 of the current decode session
     consumer: WorkConsumer | None = field(default=None, repr=False)
 
 
@@ -90,6 +92,7 @@ class AnalyticsService(ConsumingService, analytics_pb2_grpc.AnalyticsServiceServ
         self.states = {c.id: CameraState(c) for c in cameras}
         self.publisher: EventPublisher | None = None
         self.config_version = ""
+        self.js: Any = None
         self.alerts = AlertEngine(config.store, config.alerts.rules, upright_s=config.alerts.upright_s)
 
     def register(self, server: grpc.aio.Server) -> None:
@@ -100,6 +103,7 @@ class AnalyticsService(ConsumingService, analytics_pb2_grpc.AnalyticsServiceServ
         """Connect, make sure both streams exist, start consuming."""
         nats_cfg = self.config.services.nats
         self.nc, js = await connect(nats_cfg, "rva-analytics")
+        self.js = js
         await ensure_work_stream(js, nats_cfg)
         await ensure_stream(js, max_age_s=nats_cfg.events_max_age_s, duplicate_window_s=nats_cfg.duplicate_window_s)
         self.publisher = EventPublisher(js, self.config.store, timeout_s=nats_cfg.publish_timeout_s)
@@ -151,7 +155,7 @@ class AnalyticsService(ConsumingService, analytics_pb2_grpc.AnalyticsServiceServ
             st.camera = new
             changed.append(camera)
             for event in events:
-                await self._publish(event, {})
+                await self._publish(self._clock(event, st.origin), {})
         self.config = merged
         self.config_version = version
         self.alerts = AlertEngine(merged.store, merged.alerts.rules, upright_s=merged.alerts.upright_s,
@@ -169,16 +173,54 @@ class AnalyticsService(ConsumingService, analytics_pb2_grpc.AnalyticsServiceServ
             kind=trace.SpanKind.CONSUMER,
             attributes={"rva.camera": camera, "rva.generation": int(record.generation)},
         ):
-            events = self._switch(st, record)
+            before = st.origin
+            events = [self._clock(e, before) for e in self._switch(st, record)]  # the old session's
             if record.HasField("tracks"):
-                events += self._frame(st, record)
+                if st.origin is None:
+                    st.origin = await self._stream_origin(st, record)
+                events += [self._clock(e, st.origin) for e in self._frame(st, record)]
             else:
-                events += self._state(st, record)
+                events += [self._clock(e, st.origin) for e in self._state(st, record)]
             headers = inject()
             for event in events:
                 await self._publish(event, headers)
         if record.decoded_unix_s:
             self.metrics.observe("end_to_end", max(time.time() - record.decoded_unix_s, 0.0))
+
+    def _clock(self, event: Event, origin: float | None) -> Event:
+        """The event on the configured clock: wall (origin + stream time) or the stream's own."""
+        if self.cfg.event_time == "stream":
+            return event
+        if origin is not None:
+            return event.shifted(origin)
+        wall = event.attrs.get("ts_wall")  # a source state before the session's first frame
+        if event.type is EventType.SOURCE_STATE and isinstance(wall, int | float):
+            return replace(event, ts=float(wall))
+        return event
+
+    async def _stream_origin(self, st: CameraState, record: tracking_pb2.TracksRecord) -> float:
+        """Wall time of the session's stream time 0, the same for every replica and after a restart.
+
+        The first frame analysed fixes it (``decoded_unix_s - pts``) in the NATS KV bucket
+        ``RVA_STREAMS`` under the session; a restarted or replacing process reads the same value back,
+        so a replayed frame's events keep their times and ids.
+        """
+        key = f"{self.config.store}.{st.camera.id}.{record.stream_id}"
+        tracks = record.tracks
+        guess = (record.decoded_unix_s or time.time()) - float(tracks.frame.pts)
+        for _ in range(3):
+            try:
+                kv = await stream_bucket(self.js)
+                try:
+                    await kv.create(key, repr(guess).encode())
+                    return guess
+                except KeyWrongLastSequenceError:  # fixed before (a restart, another replica)
+                    return float((await kv.get(key)).value)
+            except Exception as err:  # NATS away for a moment
+                log.warning("stream origin of %s: %r; retrying", key, err)
+                await asyncio.sleep(0.5)
+        log.error("stream origin of %s not stored; using this process's %.3f", key, guess)
+        return guess
 
     def _switch(self, st: CameraState, record: tracking_pb2.TracksRecord) -> list[Event]:
         """Close what the tracker forgot when its generation or the decode stream changed."""
@@ -205,7 +247,7 @@ class AnalyticsService(ConsumingService, analytics_pb2_grpc.AnalyticsServiceServ
         if new_stream:
             if st.analytics is not None and st.last_ts is not None:
                 events += st.analytics.finish(st.last_ts)
-            st.analytics, st.last_index, st.last_ts = None, -1, None
+            st.analytics, st.last_index, st.last_ts, st.origin = None, -1, None, None
         st.stream_id, st.generation = record.stream_id, int(record.generation)
         return events
 

@@ -22,7 +22,9 @@ FRAMES = 150
 def test_distributed_equals_standalone(
     write_config: ConfigWriter, nats_server: NatsServer, triton_server: TritonServer, tmp_path: Path
 ) -> None:
-    config = write_config("equiv", triton_url=triton_server.url, services={"decode": {"max_frames": FRAMES}})
+    # Stream time on the events, to compare with the standalone runner's (wall time is tested apart).
+    config = write_config("equiv", triton_url=triton_server.url,
+                          services={"decode": {"max_frames": FRAMES}, "analytics": {"event_time": "stream"}})
     with Stack(config, tmp_path / "stack", nats_url=nats_server.url, triton_url=triton_server.url) as stack:
         analytics = stack.services["analytics"].addr
         wait_for(lambda: summary(analytics)["walkway"]["frames"] >= FRAMES, 240, f"{FRAMES} analysed frames")
