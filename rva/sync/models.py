@@ -171,7 +171,8 @@ class ActiveModel:
 # --- files ---------------------------------------------------------------------------------------
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make the entries of directory ``path`` (a rename, a new file) durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -187,7 +188,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
         out.flush()
         os.fsync(out.fileno())
     os.replace(partial, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def _copy_synced(src: Path, dst: Path) -> None:
@@ -305,9 +306,9 @@ class TritonTarget(ModelTarget):
             if companion.is_file() and companion.name != MODEL_FILE:
                 shutil.copy2(companion, staging / companion.name)
         _copy_synced(model, staging / MODEL_FILE)
-        _fsync_dir(staging)
+        fsync_dir(staging)
         os.replace(staging, new_dir)
-        _fsync_dir(self.model_dir)
+        fsync_dir(self.model_dir)
 
     def _reload(self, client: Any, version: str) -> None:
         """Make Triton re-read the repository (the new version is gone) and wait for ``version``.
@@ -376,21 +377,41 @@ class EmbeddedTarget(ModelTarget):
 
     def activate(self, model: Path, manifest: ModelManifest) -> str:
         """Open, probe and hand over the new detector (see the class)."""
-        from rva.detect.onnx_detector import OnnxDetector
-
+        detector = open_probed(self.cfg, model, manifest)
         try:
-            detector = OnnxDetector(self.cfg, model_path=model)
-        except Exception as err:  # ModelError, and anything the ONNX metadata parsing raises
-            raise ModelRejected(f"cannot open {manifest.version}: {err}", rolled_back=True) from err
-        try:
-            found = detector.detect([np.zeros((*detector.input_hw, 3), np.uint8)])
-            if len(found) != 1:
-                raise ValueError(f"expected detections for 1 frame, got {len(found)}")
             self.swap(detector)
         except Exception as err:
             detector.close()
-            raise ModelRejected(f"{manifest.version} does not run: {err}", rolled_back=True) from err
+            raise ModelRejected(f"{manifest.version} could not be swapped in: {err}", rolled_back=True) from err
         return str(model)
+
+
+def open_probed(cfg: OnnxDetectorConfig, model: Path, manifest: ModelManifest) -> Detector:
+    """``model`` opened as an :class:`~rva.detect.onnx_detector.OnnxDetector` that answered one blank frame.
+
+    Args:
+        cfg: Thresholds and class map to open it with (the file runs as it is: no re-derivation).
+        model: The verified file.
+        manifest: Its manifest (named in errors).
+
+    Raises:
+        ModelRejected: It does not open or does not answer (``rolled_back``: nothing was replaced).
+
+    """
+    from rva.detect.onnx_detector import OnnxDetector
+
+    try:
+        detector = OnnxDetector(cfg, model_path=model)
+    except Exception as err:  # ModelError, and anything the ONNX metadata parsing raises
+        raise ModelRejected(f"cannot open {manifest.version}: {err}", rolled_back=True) from err
+    try:
+        found = detector.detect([np.zeros((*detector.input_hw, 3), np.uint8)])
+        if len(found) != 1:
+            raise ValueError(f"expected detections for 1 frame, got {len(found)}")
+    except Exception as err:
+        detector.close()
+        raise ModelRejected(f"{manifest.version} does not run: {err}", rolled_back=True) from err
+    return detector
 
 
 # --- the updater ---------------------------------------------------------------------------------
@@ -527,7 +548,7 @@ class ModelUpdater:
                 raise
             raise DownloadError(f"GET {url}: {type(err).__name__}: {err}") from err
         os.replace(partial, final)
-        _fsync_dir(folder)
+        fsync_dir(folder)
         return final
 
     def _record(self, active: ActiveModel, previous: ActiveModel | None) -> None:
@@ -538,7 +559,7 @@ class ModelUpdater:
         staged.unlink(missing_ok=True)
         staged.symlink_to(active.path.relative_to(self.dir))
         os.replace(staged, link)
-        _fsync_dir(self.dir)
+        fsync_dir(self.dir)
 
     def _prune(self, keep: set[str | None]) -> None:
         """Delete downloads other than the active and the previous one."""

@@ -4,13 +4,15 @@
   Triton's dynamic batcher groups them (across cameras and across inference replicas).
 * In-process (:class:`LocalBackend`, onnxruntime, the no-Triton default): frames queue up and run in
   micro-batches of at most ``max_batch`` (waiting at most ``max_delay_ms`` for one to fill) in a
-  worker thread, so the event loop keeps serving.
+  worker thread, so the event loop keeps serving. :meth:`LocalBackend.swap` replaces its detector
+  between two batches (a model update).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -67,7 +69,11 @@ class TritonBackend:
 
 
 class LocalBackend:
-    """Any :class:`~rva.detect.Detector` in this process, micro-batched in a worker thread."""
+    """Any :class:`~rva.detect.Detector` in this process, micro-batched in a worker thread.
+
+    ``detector`` may be replaced at any time with :meth:`swap`; each batch runs on the detector in
+    place when it starts.
+    """
 
     kind = "onnx"
 
@@ -81,6 +87,27 @@ class LocalBackend:
         self._queue: asyncio.Queue[tuple[npt.NDArray[np.uint8], asyncio.Future[Detections]]] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self.batch_sizes: list[int] = []
+        # swap() runs in any thread; it guards which detector is in place and which one a batch holds
+        self._swap_lock = threading.Lock()
+        self._busy: Detector | None = None
+        self._retired: list[Detector] = []
+
+    def swap(self, detector: Detector) -> None:
+        """Put ``detector`` in place (thread-safe): the next batch runs on it; the old one is closed.
+
+        A batch in flight finishes on the old detector, which is closed right after it.
+        """
+        with self._swap_lock:
+            old, self.detector = self.detector, detector
+            if old is detector:
+                return
+            self.names, self.labels = detector.names, detector.labels
+            self.input_hw = getattr(detector, "input_hw", (0, 0))
+            in_use = old is self._busy
+            if in_use:
+                self._retired.append(old)
+        if not in_use:
+            old.close()
 
     async def detect(self, image: npt.NDArray[np.uint8], headers: Mapping[str, str] | None = None) -> Detections:
         """Queue one frame and wait for its batch."""
@@ -101,16 +128,28 @@ class LocalBackend:
                 except TimeoutError:
                     break
             self.batch_sizes.append(len(batch))
+            with self._swap_lock:
+                detector = self._busy = self.detector
             try:
-                found = await asyncio.to_thread(self.detector.detect, [image for image, _ in batch])
+                found = await asyncio.to_thread(detector.detect, [image for image, _ in batch])
             except Exception as err:  # one bad batch must not stop the worker
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(err)
                 continue
+            finally:
+                self._release()
             for (_, future), dets in zip(batch, found, strict=True):
                 if not future.done():
                     future.set_result(dets)
+
+    def _release(self) -> None:
+        """The batch is done: close the detectors swapped out while it ran."""
+        with self._swap_lock:
+            self._busy = None
+            retired, self._retired = self._retired, []
+        for old in retired:
+            old.close()
 
     async def close(self) -> None:
         """Stop the worker and free the detector."""
@@ -118,6 +157,7 @@ class LocalBackend:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
+        self._release()
         self.detector.close()
 
 

@@ -7,6 +7,12 @@ at most ``queue_frames`` frames per camera are in flight, beyond which pulling f
 (the decoder then buffers, and for live sources drops and counts). When the backend is down, a
 frame is retried with backoff for up to ``give_up_s`` before it is dropped and counted, while the
 ``Detect`` RPC answers UNAVAILABLE at once (its caller decides).
+
+With the in-process detector (``detector.type: onnx``) the service follows the store's model in
+force in JetStream (:mod:`rva.sync.model_bus`, announced by the sync service): each new version is
+fetched into ``<services.sync.state_dir>/inference-models``, verified, probed and swapped in between
+two micro-batches; a model that fails leaves the running one serving. The outcome is reported under
+``RVA_MODEL`` ``<store>.status.<replica>``.
 """
 
 from __future__ import annotations
@@ -14,8 +20,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -26,13 +34,15 @@ from rva.core import Detections
 from rva.decode.v1 import decode_pb2, decode_pb2_grpc
 from rva.errors import ModelError
 from rva.inference.v1 import inference_pb2, inference_pb2_grpc
+from rva.sync.model_bus import MODEL_BUCKET, fetch_model, replica_name, report_model, watch_models
+from rva.sync.models import DownloadError, EmbeddedTarget, ModelManifest, ModelRejected, ModelUpdate
 from rva.vision.v1 import vision_pb2
 from services.common.frames import decode_frame
 from services.common.metrics import ServiceMetrics
 from services.common.runtime import GRPC_OPTIONS, MalformedRequest, Service
 from services.common.telemetry import extract, from_grpc, inject, to_grpc_metadata, tracer
 from services.common.work import connect, ensure_work_stream, publish, work_subject
-from services.inference.backends import AsyncDetector, BackendUnavailableError, open_backend
+from services.inference.backends import AsyncDetector, BackendUnavailableError, LocalBackend, open_backend
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +55,10 @@ class InferenceService(Service, inference_pb2_grpc.InferenceServiceServicer):
         cameras: Cameras this replica pulls.
         metrics: Metrics (a new registry by default).
         detector: A ready detector to use instead of building one from ``config.detector``.
+        replica: This replica's name in model status reports (default: the host name, a pod's name).
+
+    Attributes:
+        model_version: The announced model version in service (None: the one ``config.detector`` names).
 
     """
 
@@ -58,10 +72,13 @@ class InferenceService(Service, inference_pb2_grpc.InferenceServiceServicer):
         metrics: ServiceMetrics | None = None,
         *,
         detector: Any = None,
+        replica: str | None = None,
     ) -> None:
         super().__init__(config, cameras, metrics)
         self.cfg = config.services.inference
         self._detector = detector
+        self.replica = replica_name(replica)
+        self.model_version: str | None = None
         self.backend: AsyncDetector | None = None
         self.tracer = tracer(self.name)
         self._tasks: list[asyncio.Task[Any]] = []
@@ -82,6 +99,8 @@ class InferenceService(Service, inference_pb2_grpc.InferenceServiceServicer):
         self.nc, self.js = await connect(self.config.services.nats, "rva-inference")
         await ensure_work_stream(self.js, self.config.services.nats)
         self._tasks.append(asyncio.create_task(self._open_backend()))
+        if self.config.detector.type == "onnx":
+            self._tasks.append(asyncio.create_task(self._follow_models()))
         for addr in self.cfg.decode_addrs:
             self._tasks.append(asyncio.create_task(self._pull(addr)))
 
@@ -98,6 +117,66 @@ class InferenceService(Service, inference_pb2_grpc.InferenceServiceServicer):
                 log.warning("detector backend unavailable (%s); retrying in %.1f s", err, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.cfg.retry_max_s)
+
+    # --- model updates (in-process detector) ----------------------------------------------------------
+
+    async def _follow_models(self) -> None:
+        """Swap in each model version announced for this store; watch again after a NATS failure."""
+        await self._ready.wait()
+        backend = self.backend
+        if not isinstance(backend, LocalBackend):
+            return
+        store, delay = self.config.store, self.cfg.retry_initial_s
+        rejected: set[tuple[str, str]] = set()  # (version, sha256) that failed here: not tried again
+        while not self._stop.is_set():
+            try:
+                async for manifest in watch_models(self.js, store):
+                    delay = self.cfg.retry_initial_s
+                    if manifest.version == self.model_version or (manifest.version, manifest.sha256) in rejected:
+                        continue
+                    update = await self._apply_model(backend, manifest)
+                    if update.rolled_back:
+                        rejected.add((manifest.version, manifest.sha256))
+            except Exception as err:  # NATS down or the bucket unreadable: watch again
+                self.metrics.error("model_watch")
+                log.warning("watching %s/%s failed (%r); again in %.1f s", MODEL_BUCKET, store, err, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.cfg.retry_max_s)
+
+    async def _apply_model(self, backend: LocalBackend, manifest: ModelManifest) -> ModelUpdate:
+        """Fetch, verify, probe and swap in ``manifest``'s model; report the outcome (never raises for a bad model)."""
+        previous, version = self.model_version, manifest.version
+        running = previous or "the configured model"
+        cache = Path(self.config.services.sync.state_dir) / "inference-models"
+        log.info("model %s announced for %s; fetching it (running %s)", version, self.config.store, running)
+        try:
+            path = await fetch_model(self.js, self.config.store, manifest, cache)
+            target = EmbeddedTarget(self.config.detector, backend.swap)
+            await asyncio.to_thread(target.activate, path, manifest)
+        except DownloadError as err:
+            self.metrics.error("model_download")
+            log.error("model %s not fetched: %s; %s keeps serving", version, err, running)
+            update = ModelUpdate(version, previous, error=str(err))
+        except ModelRejected as err:
+            self.metrics.error("model_rejected")
+            log.error("model %s rejected: %s; %s keeps serving", version, err, running)
+            update = ModelUpdate(version, previous, rolled_back=err.rolled_back, error=str(err))
+            shutil.rmtree(cache / version, ignore_errors=True)  # a file that does not work is not kept
+        else:
+            self.model_version = version
+            self.metrics.gauge.labels(self.name, "model_version_swaps").inc()
+            log.info("model %s in service, was %s", version, running)
+            update = ModelUpdate(version, previous)
+            for old in cache.iterdir():  # keep the one in service and the previous one
+                if old.is_dir() and old.name not in {version, previous}:
+                    shutil.rmtree(old, ignore_errors=True)
+        try:
+            await asyncio.wait_for(report_model(self.js, self.config.store, self.replica, update),
+                                   self.config.services.nats.publish_timeout_s)
+        except Exception as err:  # the outcome stands; only its report is missing
+            self.metrics.error("model_report")
+            log.warning("could not report model %s's outcome: %r", version, err)
+        return update
 
     # --- pulling frames from decode -------------------------------------------------------------------
 

@@ -10,7 +10,10 @@ Three loops share one process:
   cloud's ingest endpoint until each is acknowledged.
 * **pull**: every ``poll_interval_s`` the store document is fetched with ``If-None-Match``; a new
   valid version goes into the ``RVA_CONFIG`` key-value bucket, where analytics picks it up live
-  (:mod:`rva.sync.config_pull`).
+  (:mod:`rva.sync.config_pull`). The store's model manifest is polled the same way and applied by
+  :class:`rva.sync.models.ModelUpdater`: into Triton (explicit model control, a new version
+  directory) or, for the embedded detector, verified here and announced on NATS for the inference
+  service (:mod:`rva.sync.model_bus`); a model that does not load is rolled back.
 
 With no ``cloud_url`` (standalone) the service only keeps the outbox, which then fills to its bound.
 """
@@ -21,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -28,9 +32,11 @@ import httpx
 from prometheus_client import Counter, Gauge
 
 from rva.bus.jetstream import EVENTS_STREAM, ensure_stream
-from rva.config import CameraConfig, RVAConfig
+from rva.config import CameraConfig, RVAConfig, TritonDetectorConfig
 from rva.events.v1 import events_pb2
-from rva.sync.config_pull import ConfigPuller, ConfigUpdate, current_config, put_config
+from rva.sync.config_pull import ConfigPuller, ConfigUpdate, current_config, put_config, version_of
+from rva.sync.model_bus import AnnounceTarget, announcer
+from rva.sync.models import ModelTarget, ModelUpdater, TritonTarget
 from rva.sync.outbox import Outbox, OutboxEvent
 from rva.sync.uploader import Uploader, UploaderConfig
 from rva.sync.v1 import sync_pb2, sync_pb2_grpc
@@ -90,6 +96,8 @@ class SyncMetrics:
                          registry=r)
         self.config_updates = Counter("rva_sync_config_updates", "Config versions applied or refused.",
                                       ["result"], registry=r)
+        self.model_updates = Counter("rva_sync_model_updates", "Model versions applied or rolled back.",
+                                     ["result"], registry=r)
 
 
 class SyncService(Service, sync_pb2_grpc.SyncServiceServicer):
@@ -122,6 +130,8 @@ class SyncService(Service, sync_pb2_grpc.SyncServiceServicer):
         self._dropped_seen: dict[tuple[str, str, str], int] = {}
         self._full = False
         self.collected = 0
+        self.models: ModelUpdater | None = None
+        self.model_revision = ""
 
     def register(self, server: grpc.aio.Server) -> None:
         """Serve ``rva.sync.v1.SyncService``."""
@@ -150,6 +160,9 @@ class SyncService(Service, sync_pb2_grpc.SyncServiceServicer):
             if current is not None:
                 self.puller.version = current[0]
             self._tasks.append(asyncio.create_task(self._pull()))
+            self.models = self._model_updater()
+            if self.models is not None:
+                self._tasks.append(asyncio.create_task(self._pull_models()))
         else:
             log.warning("services.sync.cloud_url is not set: events stay in the outbox %s", self.cfg.outbox_path)
         self._tasks.append(asyncio.create_task(self._gauges()))
@@ -261,6 +274,58 @@ class SyncService(Service, sync_pb2_grpc.SyncServiceServicer):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), self.cfg.poll_interval_s)
 
+    def _model_updater(self) -> ModelUpdater | None:
+        """The model updater for this edge's detector, or None (with the reason logged)."""
+        if not self.cfg.model_updates:
+            return None
+        det = self.config.detector
+        target: ModelTarget
+        if isinstance(det, TritonDetectorConfig):
+            if not self.cfg.triton_model_repository:
+                log.warning("model updates off: set services.sync.triton_model_repository (RVA_SYNC_TRITON_MODEL_"
+                            "REPOSITORY) to Triton's model repository as mounted here")
+                return None
+            target = TritonTarget(det.url, det.model_name, Path(self.cfg.triton_model_repository))
+        else:  # the inference service's embedded detector: verified here, announced on NATS
+            target = AnnounceTarget(det, announcer(self.js, self.config.store, asyncio.get_running_loop()))
+        return ModelUpdater(Path(self.cfg.state_dir), target, timeout_s=self.cfg.request_timeout_s,
+                            ca_file=self.cfg.ca_file)
+
+    async def _pull_models(self) -> None:
+        """Poll the store's model manifest; apply a new one (download, verify, load, or roll back)."""
+        assert self.uploader is not None and self.models is not None
+        client = self.uploader.client()
+        while not self._stop.is_set():
+            try:
+                await self._poll_model(client)
+            except httpx.HTTPError as err:
+                log.warning("model manifest pull: %s: %s", type(err).__name__, err)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.cfg.poll_interval_s)
+
+    async def _poll_model(self, client: httpx.AsyncClient) -> None:
+        assert self.models is not None
+        headers = {"If-None-Match": f'"{self.model_revision}"'} if self.model_revision else {}
+        response = await client.get(f"/v1/stores/{self.config.store}/model", headers=headers)
+        if response.status_code in (304, 404):
+            return
+        if response.status_code != 200:
+            log.warning("model manifest pull: HTTP %d: %s", response.status_code, response.text[:200])
+            return
+        self.model_revision = version_of(response.headers.get("ETag"))
+        manifest = response.json().get("manifest")
+        update = await asyncio.to_thread(self.models.apply, manifest)
+        if not update.changed:
+            return
+        self.m.model_updates.labels("rolled_back" if update.rolled_back else "applied").inc()
+        if update.rolled_back:
+            log.error("model %s refused, %s keeps serving: %s", update.version, update.previous_version or "the "
+                      "current model", update.error)
+        else:
+            log.info("model %s in service (was %s)", update.version, update.previous_version or "the bundled one")
+        self._announce("model", ConfigUpdate(update.version, update.previous_version or "", update.rolled_back,
+                                             update.error))
+
     def _announce(self, kind: str, update: ConfigUpdate) -> None:
         msg = sync_pb2.WatchUpdatesResponse(kind=kind, version=update.version, previous_version=update.previous_version,
                                             rolled_back=update.rolled_back, error=update.error)
@@ -316,8 +381,9 @@ class SyncService(Service, sync_pb2_grpc.SyncServiceServicer):
     async def GetVersions(self, request: sync_pb2.GetVersionsRequest,
                           context: grpc.aio.ServicerContext) -> sync_pb2.GetVersionsResponse:
         """Config and model versions in force."""
+        active = await asyncio.to_thread(self.models.active) if self.models is not None else None
         return sync_pb2.GetVersionsResponse(config_version=self.puller.version if self.puller else "",
-                                            model_version="")
+                                            model_version=active.version if active else "")
 
     async def WatchUpdates(self, request: sync_pb2.WatchUpdatesRequest,
                            context: grpc.aio.ServicerContext) -> AsyncIterator[sync_pb2.WatchUpdatesResponse]:
