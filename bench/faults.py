@@ -1,10 +1,11 @@
 """Edge-to-cloud delivery under faults, with real processes: does every event arrive once?
 
 Each scenario runs the real pieces as separate processes: a nats-server with JetStream on the edge,
-the sync service (``python -m services.sync``), the cloud gateway (``python -m gateway serve``) on
-PostgreSQL, and for one scenario the chaos proxy (``bench/chaos_proxy.py``) in between. This process
-publishes the events (what the analytics service does in production), breaks things on a schedule,
-waits for the outbox to drain, then reads the cloud's PostgreSQL:
+the sync service (``python -m services.sync``), the cloud gateway (``python -m gateway serve``, HTTPS
+with a self-signed certificate the edge trusts) on PostgreSQL, and for one scenario the chaos proxy
+(``bench/chaos_proxy.py``) in between. This process publishes the events (what the analytics service
+does in production), breaks things on a schedule, waits for the outbox to drain, then reads the
+cloud's PostgreSQL:
 
 * ``sent``: events published on the edge; ``received``: distinct sent event ids stored in the cloud;
 * ``lost`` = sent - received; ``duplicated``: rows stored beyond one per event id;
@@ -138,8 +139,36 @@ def _port_open(port: int) -> bool:
 # -- the cloud --------------------------------------------------------------------------------------
 
 
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key (the edge trusts it as its CA bundle)."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(hours=3))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = directory / "cloud-cert.pem", directory / "cloud-key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    key_path.chmod(0o600)
+    return cert_path, key_path
+
+
 class Cloud:
-    """The gateway process on its own PostgreSQL database, with one tenant, one store and its device key."""
+    """The gateway process (HTTPS, a self-signed certificate) on its own PostgreSQL database, with one
+    tenant, one store and its device key."""
 
     def __init__(self, admin_dsn: str, store: str, work: Path) -> None:
         self.admin_dsn = admin_dsn
@@ -154,13 +183,15 @@ class Cloud:
         }
         for var in ("RVA_REDIS_URL", "RVA_NATS_URL", "RVA_CLICKHOUSE_URL"):
             os.environ.pop(var, None)
+        self.ca, key = self_signed(work)
         self.gateway = Proc("gateway", [sys.executable, "-m", "gateway", "serve", "--port", str(self.port),
+                                        "--ssl-certfile", str(self.ca), "--ssl-keyfile", str(key),
                                         "--log-level", "warning"], env, work)
         self.key = ""
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"https://127.0.0.1:{self.port}"
 
     def setup(self) -> None:
         from gateway.auth import new_api_key
@@ -213,7 +244,7 @@ class Cloud:
 class Edge:
     """nats-server + the sync service, pointed at ``cloud_url``."""
 
-    def __init__(self, store: str, cloud_url: str, api_key: str, work: Path, **sync: Any) -> None:
+    def __init__(self, store: str, cloud_url: str, api_key: str, work: Path, ca_file: Path, **sync: Any) -> None:
         self.store = store
         self.work = work
         self.proxy: Proc | None = None
@@ -226,7 +257,8 @@ class Edge:
                 "nats": {"url": self.nats.url},
                 "sync": {"cloud_url": cloud_url, "outbox_path": str(work / "outbox.sqlite3"), "batch_events": 100,
                          "batch_linger_s": 0.3, "backoff_initial_s": 0.2, "backoff_max_s": 2.0,
-                         "poll_interval_s": 3600, "request_timeout_s": 5.0, "state_dir": str(work / "sync"), **sync},
+                         "poll_interval_s": 3600, "request_timeout_s": 5.0, "state_dir": str(work / "sync"),
+                         "ca_file": str(ca_file), **sync},
                 "telemetry": {"log_format": "text", "log_level": "INFO"},
             },
         }
@@ -343,8 +375,8 @@ class Harness:
                                        f"127.0.0.1:{port}", "--upstream", f"127.0.0.1:{cloud.port}", *proxy], {},
                              work).start()
                 _wait(lambda: _port_open(port), 30, "the chaos proxy")
-                url = f"http://127.0.0.1:{port}"
-            edge = Edge(store, url, cloud.key, work, **sync)
+                url = f"https://127.0.0.1:{port}"
+            edge = Edge(store, url, cloud.key, work, cloud.ca, **sync)
             edge.proxy = chaos
             yield cloud, edge
         finally:

@@ -115,12 +115,14 @@ def test_zone_changed_in_the_cloud_changes_edge_events_without_restart(pg_server
         settings = GatewaySettings(postgres_dsn=cloud.dsn, jwt_secret=faults.JWT_SECRET)
         admin = {"Authorization": f"Bearer {JwtVerifier(settings).mint('ops', faults.TENANT, 'admin')}"}
         url = f"{cloud.url}/v1/stores/{cloud.store}/config"
-        r = httpx.put(url, json={"cameras": [_camera("left", 0, 300)], "alert_rules": []}, headers=admin)
+        r = httpx.put(url, json={"cameras": [_camera("left", 0, 300)], "alert_rules": []},
+                      headers=admin, verify=str(cloud.ca))
         assert r.status_code == 200, r.text
         edge.start_sync()
 
         def change() -> None:
-            r = httpx.put(url, json={"cameras": [_camera("right", 450, W)], "alert_rules": []}, headers=admin)
+            r = httpx.put(url, json={"cameras": [_camera("right", 450, W)], "alert_rules": []},
+                      headers=admin, verify=str(cloud.ca))
             assert r.status_code == 200, r.text
 
         out = asyncio.run(_edge(cloud.store, edge.nats.url, change))

@@ -88,14 +88,16 @@ def test_sync_pulls_the_model_manifest_and_refuses_a_broken_model(
         settings = GatewaySettings(postgres_dsn=cloud.dsn, jwt_secret=faults.JWT_SECRET)
         admin = {"Authorization": f"Bearer {JwtVerifier(settings).mint('ops', faults.TENANT, 'admin')}"}
         url = f"{cloud.url}/v1/stores/{cloud.store}/model"
-        r = httpx.put(url, json=_manifest(base, root, "good.onnx", "m1"), headers=admin)
+        r = httpx.put(url, json=_manifest(base, root, "good.onnx", "m1"),
+                      headers=admin, verify=str(cloud.ca))
         assert r.status_code == 200, r.text
         edge.start_sync()
 
         _wait(lambda: _in_force(edge.nats.url, edge.store) == "m1", 120, "m1 announced on NATS")
         assert _versions(edge.port).model_version == "m1"
 
-        r = httpx.put(url, json=_manifest(base, root, "broken.onnx", "m2"), headers=admin)
+        r = httpx.put(url, json=_manifest(base, root, "broken.onnx", "m2"),
+                      headers=admin, verify=str(cloud.ca))
         assert r.status_code == 200, r.text
         _wait(lambda: "model m2 refused" in edge.sync.log.read_text(), 60, "the sync service to refuse m2")
         assert _in_force(edge.nats.url, edge.store) == "m1"  # never announced: inference keeps m1
