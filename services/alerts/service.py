@@ -22,7 +22,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from rva.alerts.notify import Notifier
 from rva.alerts.sinks import build_sinks
@@ -34,23 +33,6 @@ from services.common.metrics import ServiceMetrics
 from services.common.work import ConsumingService, WorkConsumer, connect, publish
 
 log = logging.getLogger(__name__)
-
-
-class EventConsumer(WorkConsumer):
-    """One camera's durable pull consumer of one event kind on ``RVA_EVENTS`` (a new one starts at new events)."""
-
-    async def open(self) -> None:
-        """Create or bind the durable consumer."""
-        config = ConsumerConfig(
-            durable_name=self.durable,
-            ack_policy=AckPolicy.EXPLICIT,
-            deliver_policy=DeliverPolicy.NEW,
-            ack_wait=self.cfg.ack_wait_s,
-            max_ack_pending=self.cfg.max_ack_pending,
-            filter_subject=self.subject,
-        )
-        self._sub = await self.js.pull_subscribe(self.subject, durable=self.durable, stream=EVENTS_STREAM,
-                                                 config=config)
 
 
 @contextlib.asynccontextmanager
@@ -102,8 +84,8 @@ class AlertsService(ConsumingService):
                             duplicate_window_s=nats_cfg.duplicate_window_s)
         store = self.config.store
         for camera in self.cameras:
-            consumer = EventConsumer(self.js, subject_for(store, camera.id, EventType.ALERT.value),
-                                     f"alerts-{store}-{camera.id}", self.cfg)
+            consumer = WorkConsumer(self.js, subject_for(store, camera.id, EventType.ALERT.value),
+                                    f"alerts-{store}-{camera.id}", self.cfg, stream=EVENTS_STREAM, deliver_new=True)
             await consumer.open()
             self.consume(camera.id, consumer, self._handle)
 

@@ -121,21 +121,26 @@ async def ensure_work_stream(js: Any, cfg: NatsConfig) -> Any:
 
 
 class WorkConsumer:
-    """One camera's durable pull consumer of a work subject, as an async iterator of messages.
+    """One camera's durable pull consumer of a subject, as an async iterator of messages.
 
     Args:
         js: JetStream context.
-        subject: The work subject (one camera).
+        subject: The subject (one camera's work, or one camera's events of a kind).
         durable: Durable consumer name (survives restarts: the stream resumes from its ack floor).
         cfg: Ack wait, max pending, fetch batch.
+        stream: The stream holding ``subject`` (``RVA_WORK`` for work between stages).
+        deliver_new: A consumer created now starts at new messages instead of the stream's first.
 
     """
 
-    def __init__(self, js: Any, subject: str, durable: str, cfg: ConsumerServiceConfig) -> None:
+    def __init__(self, js: Any, subject: str, durable: str, cfg: ConsumerServiceConfig, *,
+                 stream: str = WORK_STREAM, deliver_new: bool = False) -> None:
         self.js = js
         self.subject = subject
         self.durable = durable
         self.cfg = cfg
+        self.stream = stream
+        self.deliver_new = deliver_new
         self._sub: Any = None
 
     async def open(self) -> None:
@@ -143,12 +148,12 @@ class WorkConsumer:
         config = ConsumerConfig(
             durable_name=self.durable,
             ack_policy=AckPolicy.EXPLICIT,
-            deliver_policy=DeliverPolicy.ALL,
+            deliver_policy=DeliverPolicy.NEW if self.deliver_new else DeliverPolicy.ALL,
             ack_wait=self.cfg.ack_wait_s,
             max_ack_pending=self.cfg.max_ack_pending,
             filter_subject=self.subject,
         )
-        self._sub = await self.js.pull_subscribe(self.subject, durable=self.durable, stream=WORK_STREAM, config=config)
+        self._sub = await self.js.pull_subscribe(self.subject, durable=self.durable, stream=self.stream, config=config)
 
     async def messages(self, stop: asyncio.Event, poll_s: float = 1.0) -> AsyncIterator[Any]:
         """Yield messages in stream order until ``stop`` is set (checked between fetches)."""
