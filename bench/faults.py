@@ -14,10 +14,11 @@ cloud's PostgreSQL:
   by the outbox, plus events re-cut into a new batch, counted by the gateway's ingest bookkeeping):
   the retries that batch ids and event ids made harmless.
 
-Scenarios: ``baseline``, ``gateway_down_60s``, ``sync_sigkill`` (killed right after the cloud
-committed a batch, then four more SIGKILLs at random moments), ``proxy_cuts`` (30 % of connections
-reset, many mid-response), ``disk_full`` (a 64 KiB outbox while the cloud is away: drops exactly what it
-reports), ``clock_skew`` (the edge's clock 2 h ahead, through libfaketime when installed).
+Scenarios: ``baseline``, ``burst`` (no fault: an outbox of 20,000 events drained, the upload rate),
+``gateway_down_60s``, ``sync_sigkill`` (killed right after the cloud committed a batch, then four more
+SIGKILLs at random moments), ``proxy_cuts`` (30 % of reply chunks cut, a third as many requests),
+``disk_full`` (a 64 KiB outbox while the cloud is away: drops exactly what it reports), ``clock_skew``
+(the edge's clock 2 h ahead, through libfaketime when installed).
 
 Run: ``python bench/faults.py --json out/faults.json`` (all, ~4 min) or ``--scenarios proxy_cuts``.
 PostgreSQL: ``--postgres-dsn`` (a database is created per scenario) or a private server is started.
@@ -433,6 +434,22 @@ def baseline(h: Harness) -> Result:
         return _result("baseline", sent, rows, ids, status, cloud, edge, t0)
 
 
+def burst(h: Harness) -> Result:
+    """No fault: 20,000 events wait in the outbox, then the cloud comes up; how fast does the edge drain?"""
+    with h.stack("burst") as (cloud, edge):
+        edge.start_sync()
+        t0 = time.monotonic()
+        sent = Producer(edge.nats.url, edge.store, 20_000, 1e9).join()
+        _wait(lambda: (s := edge.status()) is not None and s.outbox_events >= len(sent), 120, "the outbox to fill")
+        cloud.start()
+        drain0 = time.monotonic()
+        rows, ids, status = settle(cloud, edge, sent, h.drain_timeout_s)
+        took = time.monotonic() - drain0
+        return _result("burst", sent, rows, ids, status, cloud, edge, t0,
+                       f"outbox of {len(sent)} drained in {took:.1f} s = {len(sent) / took:,.0f} events/s "
+                       f"(batches of 100, HTTPS, gzip, one uploader)")
+
+
 def gateway_down(h: Harness) -> Result:
     name = f"gateway_down_{h.down_s:.0f}s"
     with h.stack(name) as (cloud, edge):
@@ -522,8 +539,8 @@ def clock_skew(h: Harness) -> Result:
 
 
 SCENARIOS: dict[str, Callable[[Harness], Result]] = {
-    "baseline": baseline, "gateway_down": gateway_down, "sync_sigkill": sync_sigkill, "proxy_cuts": proxy_cuts,
-    "disk_full": disk_full, "clock_skew": clock_skew,
+    "baseline": baseline, "burst": burst, "gateway_down": gateway_down, "sync_sigkill": sync_sigkill,
+    "proxy_cuts": proxy_cuts, "disk_full": disk_full, "clock_skew": clock_skew,
 }
 
 
