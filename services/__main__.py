@@ -1,6 +1,7 @@
 """``python -m services up --config FILE`` (the whole local stack) and ``python -m services status``.
 
-``up`` starts nats-server, Triton (when ``detector.type`` is ``triton``) and the four services on
+``up`` starts nats-server, Triton (when ``detector.type`` is ``triton``) and the pipeline's four services
+(plus alerts when ``alerts.sinks`` are configured and sync when ``services.sync.cloud_url`` is set) on
 the config's ports, each only after the previous one is healthy, and stops them all in pipeline
 order on Ctrl-C/SIGTERM. ``status`` shows each service's health and rates from its metrics.
 """

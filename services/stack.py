@@ -24,6 +24,15 @@ from services.common.servers import ManagedProcess, NatsServer, TritonServer, fr
 from services.inference.triton_repo import prepare_model_repository
 
 SERVICES = ("decode", "inference", "tracking", "analytics")
+#: Started too when the config asks for them: alerts with sinks to deliver to, sync with a cloud to reach.
+OPTIONAL = ("alerts", "sync")
+
+
+def services_for(cfg: Any) -> tuple[str, ...]:
+    """The services a config runs: the pipeline, plus alerts (``alerts.sinks``) and sync (a ``cloud_url``)."""
+    extra = [n for n, wanted in (("alerts", bool(cfg.alerts.sinks)), ("sync", bool(cfg.services.sync.cloud_url)))
+             if wanted]
+    return (*SERVICES, *extra)
 
 
 def health_status(addr: str, timeout: float = 2.0) -> str:
@@ -106,7 +115,7 @@ class Stack:
                     self.triton = TritonServer(repo, log_dir=self.workdir / "triton").start(timeout)
                     self.triton_url = self.triton.url
                 env["RVA_DETECTOR_URL"] = self.triton_url
-            for name in SERVICES:
+            for name in services_for(cfg):
                 section = getattr(cfg.services, name)
                 port = section.port if self.fixed_ports and section.port else free_port()
                 metrics_port = section.metrics_port if self.fixed_ports and section.metrics_port else free_port()
@@ -141,7 +150,7 @@ class Stack:
 
     def stop(self, timeout: float = 20.0) -> dict[str, int | None]:
         """SIGTERM the services in pipeline order (each drains), then Triton and NATS; return exit codes."""
-        codes = {name: self.services[name].stop(timeout) for name in SERVICES if name in self.services}
+        codes = {name: self.services[name].stop(timeout) for name in (*SERVICES, *OPTIONAL) if name in self.services}
         if self.triton is not None:
             self.triton.stop(timeout)
         if self.nats is not None:
