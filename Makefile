@@ -30,7 +30,7 @@ test: $(VENV)/.installed-test
 	scripts/test.sh
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check rva tests bench services triton_models scripts gateway
+	$(BIN)/ruff check rva tests bench services triton_models scripts gateway deploy
 	$(BIN)/mypy rva/core rva/tracking rva/analytics rva/config.py
 	.tools/node_modules/.bin/buf lint
 

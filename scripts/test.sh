@@ -17,7 +17,7 @@ for f in $(cd "$tmp" && find . -type f); do
 done
 
 echo "== ruff"
-"$BIN/ruff" check rva tests bench services triton_models scripts gateway
+"$BIN/ruff" check rva tests bench services triton_models scripts gateway deploy
 
 echo "== pytest"
 exec "$BIN/pytest" "$@"

@@ -3,6 +3,8 @@
 Every field of ``services.<section>`` and of ``detector`` / ``tracker`` can be overridden per
 process by ``RVA_<SECTION>_<FIELD>`` (upper case): ``RVA_NATS_URL``, ``RVA_DECODE_PORT``,
 ``RVA_INFERENCE_DECODE_ADDRS`` (comma-separated), ``RVA_DETECTOR_URL``, ``RVA_TELEMETRY_OTLP_ENDPOINT``...
+``RVA_<SECTION>_<FIELD>_FILE`` names a file holding the value instead (a mounted secret:
+``RVA_SYNC_API_KEY_FILE=/run/secrets/rva-api-key``); it wins over the plain variable.
 Top-level service fields are ``RVA_RPC_TIMEOUT_S`` and ``RVA_DRAIN_TIMEOUT_S``. ``RVA_CAMERAS``
 (comma-separated ids) limits a replica to some cameras. Overridden values are validated like the
 file's, and an error names both the field and the variable.
@@ -69,9 +71,16 @@ def apply_env(config: RVAConfig, environ: Mapping[str, str] | None = None, origi
     env = os.environ if environ is None else environ
     targets = env_targets(config)
     used = {name: env[name] for name in targets if name in env}
+    for name in targets:  # RVA_<...>_FILE: the value is the file's content (Docker/Kubernetes secrets); wins
+        path = env.get(f"{name}_FILE")
+        if path:
+            try:
+                used[name] = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+            except OSError as err:
+                raise ConfigError(f"{name}_FILE: cannot read {path}: {err.strerror}") from None
     if not used:
         return config
-    raw = config.model_dump(mode="json")
+    raw = config.model_dump(mode="python")  # not "json": that masks SecretStr values as "**********"
     for name, value in used.items():
         path, annotation, _ = targets[name]
         node = raw

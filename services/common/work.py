@@ -64,7 +64,8 @@ async def connect(cfg: NatsConfig, name: str, *, deadline_s: float = 30.0) -> tu
     delay = 0.1
     while True:
         try:
-            nc = await nats.connect(
+            # nats-py retries a first connection forever when reconnects are on: bound each attempt.
+            nc = await asyncio.wait_for(nats.connect(
                 cfg.url,
                 name=name,
                 connect_timeout=cfg.connect_timeout_s,
@@ -76,7 +77,7 @@ async def connect(cfg: NatsConfig, name: str, *, deadline_s: float = 30.0) -> tu
                 error_cb=_log_error,
                 disconnected_cb=_log_disconnect,
                 reconnected_cb=_log_reconnect,
-            )
+            ), max(0.5, end - loop.time()))
             return nc, nc.jetstream(timeout=cfg.publish_timeout_s)
         except Exception as err:  # nats raises NoServersError, TimeoutError, OSError...
             if loop.time() + delay > end:
