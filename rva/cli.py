@@ -1,4 +1,4 @@
-"""The ``rva`` command line: ``rva demo``, ``rva run``, ``rva check``, ``rva fetch``."""
+"""The ``rva`` command line: ``rva demo``, ``rva run``, ``rva check``, ``rva fetch``, ``rva outbox``."""
 
 from __future__ import annotations
 
@@ -175,6 +175,55 @@ def fetch() -> None:
         out_console.print(f"default model: {resolve_model(OnnxDetectorConfig())}")
     except RVAError as err:
         raise _fail(err) from None
+
+
+@app.command()
+def outbox(
+    path: Annotated[Path, typer.Argument(help="The sync service's outbox (services.sync.outbox_path).")],
+    requeue_rejected: Annotated[bool, typer.Option(
+        help="Upload the events the cloud refused again (stop the sync service first: it keeps the outbox's "
+        "size in memory).")] = False,
+) -> None:
+    """Show an edge outbox: events waiting, batches in flight, what the full policy dropped, what was refused."""
+    from rva.sync.outbox import Outbox
+
+    if not path.is_file():
+        raise _fail(FileNotFoundError(f"no outbox at {path} (services.sync.outbox_path of the edge's config)"))
+    box = Outbox(path, max_bytes=1 << 62)  # the bound is the sync service's business, not this reader's
+    try:
+        if requeue_rejected:
+            out_console.print(f"requeued {box.requeue_rejected()} rejected event(s); the sync service uploads them")
+        head = Table(title=f"Outbox {path}", show_header=False, title_justify="left")
+        for key, value in (("events waiting", box.events), ("bytes (bound's measure)", box.bytes),
+                           ("file bytes", box.file_bytes()), ("uploaded (all time)", box.counter("uploaded")),
+                           ("re-sent, de-duplicated by the cloud", box.counter("resent")),
+                           ("dropped by the full policy", box.dropped_total()), ("rejected by the cloud",
+                                                                                 len(box.rejected()))):
+            head.add_row(key, f"{value:,}")
+        out_console.print(head)
+        if batches := box.batches():
+            t = Table(title="Batches in flight", title_justify="left")
+            for col in ("batch id", "events", "attempts", "last error"):
+                t.add_column(col)
+            for batch_id, n, attempts, error in batches:
+                t.add_row(batch_id, str(n), str(attempts), error or "")
+            out_console.print(t)
+        if drops := box.drops():
+            t = Table(title="Dropped (outbox full)", title_justify="left")
+            for col in ("camera", "kind", "reason", "events", "first ts", "last ts"):
+                t.add_column(col)
+            for d in drops:
+                t.add_row(d.camera, d.kind, d.reason, str(d.events), f"{d.first_ts:.3f}", f"{d.last_ts:.3f}")
+            out_console.print(t)
+        if rejected := box.rejected():
+            t = Table(title="Rejected by the cloud (kept; --requeue-rejected uploads them again)", title_justify="left")
+            for col in ("event id", "kind", "error"):
+                t.add_column(col)
+            for event_id, kind, error in rejected[:50]:
+                t.add_row(event_id, kind, error)
+            out_console.print(t)
+    finally:
+        box.close()
 
 
 @app.command()

@@ -324,6 +324,29 @@ class Outbox:
             self._bump(db, "rejected", moved)
             return moved
 
+    def requeue_rejected(self) -> int:
+        """Put every rejected event back to be uploaded (after the cause was fixed in the cloud); return how many."""
+        with self._lock, self._tx() as db:
+            rows = db.execute("SELECT event_id, camera, kind, ts, body FROM rejected ORDER BY at_unix").fetchall()
+            n = 0
+            for event_id, camera, kind, ts, body in rows:
+                cur = db.execute(
+                    "INSERT OR IGNORE INTO events(event_id, camera, kind, ts, body) VALUES (?, ?, ?, ?, ?)",
+                    (event_id, camera, kind, ts, body),
+                )
+                if cur.rowcount:
+                    n += 1
+                    self._events += 1
+                    self._bytes += len(body) + ROW_OVERHEAD
+            db.execute("DELETE FROM rejected")
+            return n
+
+    def batches(self) -> list[tuple[str, int, int, str | None]]:
+        """``(batch_id, events, attempts, last_error)`` of every batch cut and not yet acknowledged."""
+        with self._lock:
+            return [tuple(r) for r in self._db.execute(
+                "SELECT batch_id, events, attempts, last_error FROM batches ORDER BY first_seq")]
+
     def release(self, batch_id: str) -> None:
         """Un-cut a batch (its events are cut again, e.g. smaller after a 413)."""
         with self._lock, self._tx() as db:

@@ -130,3 +130,35 @@ def test_sigkill_mid_write_keeps_every_committed_event(tmp_path: Path) -> None:
     box = Outbox(path)
     assert box.events % 50 == 0  # transactions are whole
     assert box.events >= (done + 1) * 50
+
+
+def test_the_cli_shows_an_outbox_and_requeues_rejected(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from rva.cli import app
+
+    box = Outbox(tmp_path / "o.sqlite3", max_bytes=(100 + ROW_OVERHEAD) * 5)
+    box.add(_events(8))  # 3 dropped
+    batch = box.cut_batch(2, "s1")
+    assert batch is not None
+    box.reject(batch.batch_id, {0: "ts: out of range"})
+    box.close()
+    result = CliRunner().invoke(app, ["outbox", str(tmp_path / "o.sqlite3")])
+    assert result.exit_code == 0, result.output
+    for text in ("events waiting", "Dropped (outbox full)", "ts: out of range"):
+        assert text in result.output
+    dropped = next(ln for ln in result.output.splitlines() if "dropped by the full policy" in ln)
+    assert dropped.split()[-2] == "3", dropped
+    result = CliRunner().invoke(app, ["outbox", str(tmp_path / "o.sqlite3"), "--requeue-rejected"])
+    assert "requeued 1 rejected event(s)" in result.output
+    again = Outbox(tmp_path / "o.sqlite3")
+    assert again.events == 5 and again.rejected() == []
+
+
+def test_the_cli_names_a_missing_outbox(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from rva.cli import app
+
+    result = CliRunner().invoke(app, ["outbox", str(tmp_path / "nope.sqlite3")])
+    assert result.exit_code == 2 and "services.sync.outbox_path" in result.output
