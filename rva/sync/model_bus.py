@@ -8,7 +8,7 @@ under key ``<store>``: the model in force, with 8 versions of history (``nats kv
 
 Each inference replica running the in-process detector follows that key (:func:`watch_models`),
 fetches a new version (:func:`fetch_model`: written atomically, size and SHA-256 checked against
-the manifest), swaps it in (:class:`~rva.sync.models.EmbeddedTarget`; a model that fails leaves the
+the manifest), swaps it in (:class:`~rva.sync.targets.EmbeddedTarget`; a model that fails leaves the
 old one serving) and reports what happened under ``<store>.status.<replica>`` in the same bucket
 (:func:`report_model`, read back with :func:`model_status`).
 
@@ -56,8 +56,8 @@ from rva.sync.models import (
     ModelUpdate,
     ModelUpdateError,
     fsync_dir,
-    open_probed,
 )
+from rva.sync.targets import open_probed
 
 log = logging.getLogger(__name__)
 
@@ -223,8 +223,8 @@ async def _prune(objects: Any, store: str, keep: set[str]) -> None:
 class AnnounceTarget(ModelTarget):
     """The sync service's target: prove the model like the inference replicas will, then announce it.
 
-    The file is opened and run on a blank frame exactly as :class:`~rva.sync.models.EmbeddedTarget`
-    does (:func:`~rva.sync.models.open_probed`); only a model that answers reaches ``announce``.
+    The file is opened and run on a blank frame exactly as :class:`~rva.sync.targets.EmbeddedTarget`
+    does (:func:`~rva.sync.targets.open_probed`); only a model that answers reaches ``announce``.
 
     Args:
         cfg: The detector config the inference replicas run with.

@@ -204,7 +204,7 @@ class TritonServer(ManagedProcess):
         explicit_models: ``None`` (default): Triton loads every model of the repository at start and
             never looks again. A tuple of names: ``--model-control-mode=explicit`` with a
             ``--load-model`` for each, so that a new version is picked up only when a client calls
-            ``load_model`` (how :class:`rva.sync.models.TritonTarget` swaps in a downloaded model).
+            ``load_model`` (how :class:`rva.sync.targets.TritonTarget` swaps in a downloaded model).
 
     """
 

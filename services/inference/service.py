@@ -35,7 +35,8 @@ from rva.decode.v1 import decode_pb2, decode_pb2_grpc
 from rva.errors import ModelError
 from rva.inference.v1 import inference_pb2, inference_pb2_grpc
 from rva.sync.model_bus import MODEL_BUCKET, fetch_model, replica_name, report_model, watch_models
-from rva.sync.models import DownloadError, EmbeddedTarget, ModelManifest, ModelRejected, ModelUpdate
+from rva.sync.models import DownloadError, ModelManifest, ModelRejected, ModelUpdate
+from rva.sync.targets import EmbeddedTarget
 from rva.vision.v1 import vision_pb2
 from services.common.frames import decode_frame
 from services.common.metrics import ServiceMetrics

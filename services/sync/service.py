@@ -36,8 +36,9 @@ from rva.config import CameraConfig, RVAConfig, TritonDetectorConfig
 from rva.events.v1 import events_pb2
 from rva.sync.config_pull import ConfigPuller, ConfigUpdate, current_config, put_config, version_of
 from rva.sync.model_bus import AnnounceTarget, announcer
-from rva.sync.models import ModelTarget, ModelUpdater, TritonTarget
+from rva.sync.models import ModelTarget, ModelUpdater
 from rva.sync.outbox import Outbox, OutboxEvent
+from rva.sync.targets import TritonTarget
 from rva.sync.uploader import Uploader, UploaderConfig
 from rva.sync.v1 import sync_pb2, sync_pb2_grpc
 from services.common.metrics import ServiceMetrics

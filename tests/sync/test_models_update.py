@@ -27,7 +27,8 @@ from rva.config import OnnxDetectorConfig, TritonDetectorConfig
 from rva.detect.base import Detector
 from rva.detect.onnx_detector import OnnxDetector
 from rva.detect.triton_detector import TritonDetector
-from rva.sync.models import EmbeddedTarget, ModelManifest, ModelUpdater, TritonTarget
+from rva.sync.models import ModelManifest, ModelUpdater
+from rva.sync.targets import EmbeddedTarget, TritonTarget
 from services.common.servers import TritonServer
 from services.inference.triton_repo import prepare_model_repository
 
