@@ -14,13 +14,14 @@ from typing import Any
 import pytest
 
 from bench import faults
+from bench.fault_harness import Harness
 
 pytestmark = pytest.mark.timeout(400)
 
 
 @pytest.fixture(scope="module")
-def harness(pg_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[faults.Harness]:
-    yield faults.Harness(tmp_path_factory.mktemp("faults"), pg_server.url, down_s=60.0, drain_timeout_s=180.0)
+def harness(pg_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
+    yield Harness(tmp_path_factory.mktemp("faults"), pg_server.url, down_s=60.0, drain_timeout_s=180.0)
 
 
 def _exactly_once(r: faults.Result) -> None:
@@ -29,20 +30,20 @@ def _exactly_once(r: faults.Result) -> None:
     assert r.received == r.sent
 
 
-def test_gateway_down_for_60_s(harness: faults.Harness) -> None:
+def test_gateway_down_for_60_s(harness: Harness) -> None:
     r = faults.gateway_down(harness)
     _exactly_once(r)
     assert r.name == "gateway_down_60s"
     assert "outbox peak" in r.notes and "~0 " not in r.notes  # the outbox really held events meanwhile
 
 
-def test_sync_sigkill_mid_batch_and_restarts(harness: faults.Harness) -> None:
+def test_sync_sigkill_mid_batch_and_restarts(harness: Harness) -> None:
     r = faults.sync_sigkill(harness)
     _exactly_once(r)
     assert r.resent > 0  # the batch the cloud committed before the kill came again and was de-duplicated
 
 
-def test_connections_cut_by_a_proxy(harness: faults.Harness) -> None:
+def test_connections_cut_by_a_proxy(harness: Harness) -> None:
     r = faults.proxy_cuts(harness)
     _exactly_once(r)
     cuts = int(r.notes.split("cuts ")[1].split(" ")[0])
@@ -50,7 +51,7 @@ def test_connections_cut_by_a_proxy(harness: faults.Harness) -> None:
     assert r.resent > 0  # some replies were cut after the cloud committed: re-sent, de-duplicated
 
 
-def test_disk_full_drops_exactly_what_it_reports(harness: faults.Harness) -> None:
+def test_disk_full_drops_exactly_what_it_reports(harness: Harness) -> None:
     r = faults.disk_full(harness)
     assert r.duplicated == 0
     assert r.dropped_reported > 0
@@ -58,7 +59,7 @@ def test_disk_full_drops_exactly_what_it_reports(harness: faults.Harness) -> Non
     assert r.received == r.sent - r.dropped_reported
 
 
-def test_edge_clock_two_hours_ahead(harness: faults.Harness) -> None:
+def test_edge_clock_two_hours_ahead(harness: Harness) -> None:
     r = faults.clock_skew(harness)
     _exactly_once(r)
     if "libfaketime" in r.notes:

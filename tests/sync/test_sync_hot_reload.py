@@ -17,7 +17,7 @@ import httpx
 import numpy as np
 import pytest
 
-from bench import faults
+from bench.fault_harness import JWT_SECRET, TENANT, Harness
 from gateway.auth import JwtVerifier
 from gateway.settings import GatewaySettings
 from rva.config import parse_config
@@ -109,11 +109,11 @@ async def _edge(store: str, nats_url: str, put_change: Any) -> dict[str, Any]:
 
 
 def test_zone_changed_in_the_cloud_changes_edge_events_without_restart(pg_server: Any, tmp_path: Path) -> None:
-    h = faults.Harness(tmp_path, pg_server.url)
+    h = Harness(tmp_path, pg_server.url)
     with h.stack("reload", poll_interval_s=POLL_S) as (cloud, edge):
         cloud.start()
-        settings = GatewaySettings(postgres_dsn=cloud.dsn, jwt_secret=faults.JWT_SECRET)
-        admin = {"Authorization": f"Bearer {JwtVerifier(settings).mint('ops', faults.TENANT, 'admin')}"}
+        settings = GatewaySettings(postgres_dsn=cloud.dsn, jwt_secret=JWT_SECRET)
+        admin = {"Authorization": f"Bearer {JwtVerifier(settings).mint('ops', TENANT, 'admin')}"}
         url = f"{cloud.url}/v1/stores/{cloud.store}/config"
         r = httpx.put(url, json={"cameras": [_camera("left", 0, 300)], "alert_rules": []},
                       headers=admin, verify=str(cloud.ca))

@@ -22,7 +22,7 @@ import nats
 import onnx
 import pytest
 
-from bench import faults
+from bench.fault_harness import JWT_SECRET, TENANT, Harness
 from gateway.auth import JwtVerifier
 from gateway.settings import GatewaySettings
 from rva.config import OnnxDetectorConfig
@@ -82,11 +82,11 @@ def test_sync_pulls_the_model_manifest_and_refuses_a_broken_model(
     pg_server: Any, tmp_path: Path, served: tuple[str, Path]
 ) -> None:
     base, root = served
-    h = faults.Harness(tmp_path, pg_server.url)
+    h = Harness(tmp_path, pg_server.url)
     with h.stack("models", poll_interval_s=1.0) as (cloud, edge):
         cloud.start()
-        settings = GatewaySettings(postgres_dsn=cloud.dsn, jwt_secret=faults.JWT_SECRET)
-        admin = {"Authorization": f"Bearer {JwtVerifier(settings).mint('ops', faults.TENANT, 'admin')}"}
+        settings = GatewaySettings(postgres_dsn=cloud.dsn, jwt_secret=JWT_SECRET)
+        admin = {"Authorization": f"Bearer {JwtVerifier(settings).mint('ops', TENANT, 'admin')}"}
         url = f"{cloud.url}/v1/stores/{cloud.store}/model"
         r = httpx.put(url, json=_manifest(base, root, "good.onnx", "m1"),
                       headers=admin, verify=str(cloud.ca))
