@@ -24,16 +24,8 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-from deploy_checks import (
-    COMPOSE_DIR,
-    DEPLOY,
-    DOCKERFILE,
-    REPO,
-    active_services,
-    compose,
-    compose_containers,
-    load,
-)
+from deploy_checks import COMPOSE_DIR, DEPLOY, DOCKERFILE, REPO, active_services, compose, compose_containers
+from deploy_load import load
 
 SCHEMA = Path(__file__).parent / "compose-spec.json"
 COMPOSE_SPEC_SHA256 = "46b7d35f19dd93a05f8fea530291bf84d881c1791ec167ecf0e6fb94e639d496"

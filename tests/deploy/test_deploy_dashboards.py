@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deploy_checks import DEPLOY, exported_metrics
+from deploy_checks import DEPLOY
+from deploy_metrics import exported_metrics
 from pglast.parser import ParseError, parse_sql_json
 
 DASHBOARDS = sorted((DEPLOY / "grafana" / "dashboards").glob("*.json"))

@@ -13,19 +13,8 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from deploy_checks import (
-    BUILDS,
-    GLOBAL_ENV,
-    PROFILES,
-    REPO,
-    Container,
-    active_services,
-    compose_containers,
-    hosts_used,
-    k8s_containers,
-    load,
-    render,
-)
+from deploy_checks import BUILDS, PROFILES, REPO, Container, active_services, compose_containers, k8s_containers, render
+from deploy_load import GLOBAL_ENV, hosts_used, load
 
 
 def k8s_hosts(build: str) -> set[str]:

@@ -11,19 +11,9 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from deploy_checks import (
-    BUILDS,
-    DEPLOY,
-    K8S,
-    K8S_VERSION,
-    example_secrets,
-    exported_metrics,
-    hosts_used,
-    k8s_containers,
-    kustomize,
-    load,
-    render,
-)
+from deploy_checks import BUILDS, DEPLOY, K8S, K8S_VERSION, example_secrets, k8s_containers, kustomize, render
+from deploy_load import hosts_used, load
+from deploy_metrics import exported_metrics
 
 WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob")
 OVERLAYS = [b for b in BUILDS if b != "base"]
