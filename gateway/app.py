@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 
 from gateway.deps import PrincipalDep
 from gateway.errors import install_handlers
+from gateway.exporter import RequestMetrics
 from gateway.graphql import graphql_router
 from gateway.middleware import GatewayMiddleware
 from gateway.routes import alerts, config, live, metrics, models, tenants
@@ -111,4 +112,6 @@ def create_app(settings: GatewaySettings | None = None, *, clickhouse: Any = Non
                            allow_headers=["Authorization", "Content-Type", "If-Match", "If-None-Match"],
                            expose_headers=["ETag", "RateLimit-Limit", "RateLimit-Remaining", "Retry-After"])
     app.add_middleware(GatewayMiddleware, limit_for=_limit_for(settings))
+    app.add_middleware(RequestMetrics, metrics=lambda: getattr(getattr(app.state, "gateway", None), "prometheus",
+                                                               None))
     return app

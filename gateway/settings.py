@@ -106,6 +106,11 @@ class GatewaySettings(BaseModel):
     ws_max_clients: int = Field(10_000, ge=1, description="WebSocket clients per gateway process.")
     query_pool_size: int = Field(4, ge=1, le=64, description="Query-layer connections used at once.")
     cors_origins: list[str] = Field(default_factory=list, description="Origins allowed to call the API.")
+    metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="Prometheus /metrics on this port, apart from the API (0: any free "
+        "port; null: none).",
+    )
+    metrics_host: str = Field("0.0.0.0", description="Interface of the /metrics port.")
 
     @model_validator(mode="after")
     def _keys(self) -> GatewaySettings:

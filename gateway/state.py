@@ -9,6 +9,7 @@ from typing import Any
 
 from gateway.alerts import AlertFeed
 from gateway.auth import Authenticator
+from gateway.exporter import GatewayMetrics
 from gateway.ingest import IngestSinks
 from gateway.metrics import MetricsService
 from gateway.privacy import PrivacyFilter
@@ -41,14 +42,17 @@ class Gateway:
     clickhouse: Any = None
     owns_clickhouse: bool = True
     counters: dict[str, int] = field(default_factory=dict)
+    prometheus: GatewayMetrics = field(default_factory=GatewayMetrics)
 
     def count(self, name: str, n: int = 1) -> None:
-        """Add to a named counter (exported on ``/v1/status``)."""
+        """Add to a named counter (``/v1/status``, and ``rva_gateway_operations_total{operation}``)."""
         self.counters[name] = self.counters.get(name, 0) + n
+        self.prometheus.operations.labels(name).inc(n)
 
     async def close(self) -> None:
         """Close clients first, then connections."""
         await self.hub.close()
+        self.prometheus.close()
         if self.nc is not None:
             with contextlib.suppress(Exception):
                 await self.nc.drain()
@@ -120,6 +124,11 @@ async def start_gateway(settings: GatewaySettings, clickhouse: Any = None) -> Ga
     hub = LiveHub(settings, metrics, registry, nc, alerts)
     log.info("gateway: sinks %s, nats %s, redis %s, clickhouse %s", settings.sinks, bool(nc),
              bool(settings.redis_url), bool(clickhouse))
-    return Gateway(settings, registry, Authenticator(settings, registry), tenancy, pool, metrics,
-                   PrivacyFilter(settings.privacy_detector), IngestSinks(writers, js), hub, limiter, alerts, nc,
-                   clickhouse, owns_clickhouse)
+    gw = Gateway(settings, registry, Authenticator(settings, registry), tenancy, pool, metrics,
+                 PrivacyFilter(settings.privacy_detector), IngestSinks(writers, js), hub, limiter, alerts, nc,
+                 clickhouse, owns_clickhouse)
+    gw.prometheus.ws_clients.set_function(lambda: hub.stats.clients)
+    if settings.metrics_port is not None:
+        port = gw.prometheus.serve(settings.metrics_host, settings.metrics_port)
+        log.info("gateway: Prometheus /metrics on %s:%d", settings.metrics_host, port)
+    return gw

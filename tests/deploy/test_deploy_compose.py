@@ -134,7 +134,10 @@ def test_health_checks_and_scrape_targets_use_the_configured_ports(tmp_path: Pat
     assert seen == {"decode", "inference", "tracking", "analytics", "alerts", "sync"}
     assert jobs["triton"] == {"names": ["triton"], "type": "A", "port": 8002}
     assert "--metrics-port=8002" in services["triton"]["command"]
-    assert set(jobs) == seen | {"triton"}
+    gateway = load(next(c for c in compose_containers("cloud") if c.where.endswith("/gateway")), tmp_path)
+    assert not gateway.problems, gateway.problems
+    assert jobs["gateway"] == {"names": ["gateway"], "type": "A", "port": gateway.settings.metrics_port}
+    assert set(jobs) == seen | {"triton", "gateway"}
     assert not problems, "\n".join(problems)
 
 
