@@ -51,7 +51,7 @@ def _writers(postgres: str | None, clickhouse: str | None, clickhouse_db: str, r
 async def _run(
     nats_url: str, writers: list[EventWriter], *, tenant: str, stream: str, durable_prefix: str, batch_size: int,
     max_wait_s: float, ack_wait_s: float, until_caught_up: bool, start_seq: int | None, create_stream: bool,
-    stats_every_s: float,
+    stats_every_s: float, metrics_port: int | None = None,
 ) -> dict[str, Any]:
     import nats
 
@@ -79,11 +79,22 @@ async def _run(
                 log.info("%s: %s", c.durable, c.stats)
 
     reporter = asyncio.create_task(report())
+    exporter = None
+    if metrics_port is not None:
+        from rva.stores.exporter import StoreMetrics
+
+        exporter = StoreMetrics()
+        log.info("Prometheus /metrics on port %d", exporter.serve("0.0.0.0", metrics_port))
+        mirror = asyncio.create_task(exporter.run(consumers, stop))
     print("READY", flush=True)  # tests and supervisors wait for this line
     try:
         await asyncio.gather(*(c.run(stop, until_caught_up=until_caught_up) for c in consumers))
     finally:
         reporter.cancel()
+        if exporter is not None:
+            stop.set()
+            await mirror
+            exporter.close()
         await nc.drain()
     return {c.durable: {"written": c.stats.written, "received": c.stats.received, "batches": c.stats.batches,
                         "dead_letters": dict(c.stats.dead_letters), "retries": c.stats.retries,
@@ -108,6 +119,9 @@ def run(
     create_stream: Annotated[bool, typer.Option(help="Create the stream if it is missing.")] = True,
     fanout: Annotated[bool, typer.Option(help="One consumer writes every store (decodes once).")] = False,
     stats_every: Annotated[float, typer.Option(help="Log the counters every this many seconds.")] = 30.0,
+    metrics_port: Annotated[int | None, typer.Option(
+        envvar="RVA_STORES_METRICS_PORT", min=0, max=65535,
+        help="Serve Prometheus /metrics here (written, batches, retries, dead letters, pending per writer).")] = None,
 ) -> None:
     """Run one durable consumer per configured store until SIGTERM (or until caught up)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -128,7 +142,7 @@ def run(
             nats_url, writers, tenant=tenant, stream=stream, durable_prefix=durable_prefix, batch_size=batch_size,
             max_wait_s=max_wait, ack_wait_s=ack_wait, until_caught_up=until_caught_up, start_seq=start_seq,
             create_stream=create_stream,
-            stats_every_s=stats_every,
+            stats_every_s=stats_every, metrics_port=metrics_port,
         ))
     finally:
         for w in writers:

@@ -137,7 +137,11 @@ def test_health_checks_and_scrape_targets_use_the_configured_ports(tmp_path: Pat
     gateway = load(next(c for c in compose_containers("cloud") if c.where.endswith("/gateway")), tmp_path)
     assert not gateway.problems, gateway.problems
     assert jobs["gateway"] == {"names": ["gateway"], "type": "A", "port": gateway.settings.metrics_port}
-    assert set(jobs) == seen | {"triton", "gateway"}
+    stores = [c for c in compose_containers("cloud") if (c.program or "").startswith("rva.stores")]
+    assert len(stores) == 3
+    assert sorted(jobs["stores"]["names"]) == sorted(c.where.rsplit("/", 1)[1] for c in stores)
+    assert {int(c.env["RVA_STORES_METRICS_PORT"]) for c in stores} == {jobs["stores"]["port"]}
+    assert set(jobs) == seen | {"triton", "gateway", "stores"}
     assert not problems, "\n".join(problems)
 
 
