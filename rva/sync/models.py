@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from rva.assets import sha256_of
 from rva.errors import RVAError
+from rva.sync.tls import client_context
 
 log = logging.getLogger(__name__)
 
@@ -258,7 +259,8 @@ class ModelUpdater:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.target = target
         self._owns_client = http_client is None
-        self._client = http_client or httpx.Client(timeout=timeout_s, verify=ca_file or True, follow_redirects=True)
+        self._client = http_client or httpx.Client(timeout=timeout_s, verify=client_context(ca_file),
+                                                   follow_redirects=True)
         self._lock = threading.Lock()
 
     @property

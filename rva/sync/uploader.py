@@ -35,6 +35,7 @@ import httpx
 
 from rva.stores import faults
 from rva.sync.outbox import Batch, Outbox
+from rva.sync.tls import client_context
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ class UploaderConfig:
     timeout_s: float = 15.0
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 60.0
-    verify: bool | str = True
+    ca_file: str | None = None
 
 
 def encode_batch(store: str, batch: Batch) -> bytes:
@@ -150,7 +151,7 @@ class Uploader:
             self._client = httpx.AsyncClient(
                 base_url=self.cfg.cloud_url,
                 timeout=httpx.Timeout(self.cfg.timeout_s, connect=min(self.cfg.timeout_s, 10.0)),
-                verify=self.cfg.verify,
+                verify=client_context(self.cfg.ca_file),
                 headers={"Authorization": f"Bearer {self.cfg.api_key}", "User-Agent": "rva-sync/1"},
             )
         return self._client

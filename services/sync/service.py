@@ -148,12 +148,11 @@ class SyncService(Service, sync_pb2_grpc.SyncServiceServicer):
                             duplicate_window_s=nats_cfg.duplicate_window_s)
         self._tasks.append(asyncio.create_task(self._collect()))
         if self.cfg.cloud_url:
-            verify: bool | str = self.cfg.ca_file or True
             self.uploader = Uploader(self.outbox, UploaderConfig(
                 cloud_url=self.cfg.cloud_url, api_key=self.cfg.api_key or "", store=self.config.store,
                 batch_events=self.cfg.batch_events, linger_s=self.cfg.batch_linger_s,
                 timeout_s=self.cfg.request_timeout_s, backoff_initial_s=self.cfg.backoff_initial_s,
-                backoff_max_s=self.cfg.backoff_max_s, verify=verify,
+                backoff_max_s=self.cfg.backoff_max_s, ca_file=self.cfg.ca_file,
             ), wake=self.wake)
             self._tasks.append(asyncio.create_task(self.uploader.run()))
             self.puller = ConfigPuller(self.config, self.uploader.client(), self.config.store)

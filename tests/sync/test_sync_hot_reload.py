@@ -22,6 +22,7 @@ from gateway.auth import JwtVerifier
 from gateway.settings import GatewaySettings
 from rva.config import parse_config
 from rva.core import Detections
+from rva.sync.tls import client_context
 from rva.tracking.v1 import tracking_pb2
 from rva.vision.v1 import vision_pb2
 from services.analytics.service import AnalyticsService
@@ -116,13 +117,13 @@ def test_zone_changed_in_the_cloud_changes_edge_events_without_restart(pg_server
         admin = {"Authorization": f"Bearer {JwtVerifier(settings).mint('ops', TENANT, 'admin')}"}
         url = f"{cloud.url}/v1/stores/{cloud.store}/config"
         r = httpx.put(url, json={"cameras": [_camera("left", 0, 300)], "alert_rules": []},
-                      headers=admin, verify=str(cloud.ca))
+                      headers=admin, verify=client_context(str(cloud.ca)))
         assert r.status_code == 200, r.text
         edge.start_sync()
 
         def change() -> None:
             r = httpx.put(url, json={"cameras": [_camera("right", 450, W)], "alert_rules": []},
-                      headers=admin, verify=str(cloud.ca))
+                      headers=admin, verify=client_context(str(cloud.ca)))
             assert r.status_code == 200, r.text
 
         out = asyncio.run(_edge(cloud.store, edge.nats.url, change))

@@ -28,6 +28,7 @@ from gateway.settings import GatewaySettings
 from rva.config import OnnxDetectorConfig
 from rva.detect.models import resolve_model
 from rva.sync.model_bus import current_model
+from rva.sync.tls import client_context
 from rva.sync.v1 import sync_pb2, sync_pb2_grpc
 
 pytestmark = pytest.mark.timeout(300)
@@ -89,7 +90,7 @@ def test_sync_pulls_the_model_manifest_and_refuses_a_broken_model(
         admin = {"Authorization": f"Bearer {JwtVerifier(settings).mint('ops', TENANT, 'admin')}"}
         url = f"{cloud.url}/v1/stores/{cloud.store}/model"
         r = httpx.put(url, json=_manifest(base, root, "good.onnx", "m1"),
-                      headers=admin, verify=str(cloud.ca))
+                      headers=admin, verify=client_context(str(cloud.ca)))
         assert r.status_code == 200, r.text
         edge.start_sync()
 
@@ -97,7 +98,7 @@ def test_sync_pulls_the_model_manifest_and_refuses_a_broken_model(
         assert _versions(edge.port).model_version == "m1"
 
         r = httpx.put(url, json=_manifest(base, root, "broken.onnx", "m2"),
-                      headers=admin, verify=str(cloud.ca))
+                      headers=admin, verify=client_context(str(cloud.ca)))
         assert r.status_code == 200, r.text
         _wait(lambda: "model m2 refused" in edge.sync.log.read_text(), 60, "the sync service to refuse m2")
         assert _in_force(edge.nats.url, edge.store) == "m1"  # never announced: inference keeps m1
