@@ -106,6 +106,12 @@ class GatewaySettings(BaseModel):
     ws_max_clients: int = Field(10_000, ge=1, description="WebSocket clients per gateway process.")
     query_pool_size: int = Field(4, ge=1, le=64, description="Query-layer connections used at once.")
     cors_origins: list[str] = Field(default_factory=list, description="Origins allowed to call the API.")
+    alerts_source: Literal["edge", "gateway"] = Field(
+        "edge",
+        description="edge: the alert feed shows the alerts the edges raise (the analytics stage evaluates the "
+        "store's rules on every frame); gateway: this process also evaluates the rules on the cloud's live view "
+        "(for event sources that run no rules; with RVA edges that doubles the alerts).",
+    )
     metrics_port: int | None = Field(
         None, ge=0, le=65535, description="Prometheus /metrics on this port, apart from the API (0: any free "
         "port; null: none).",

@@ -28,9 +28,11 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from gateway.alerts import AlertEvaluator, AlertFeed
 from gateway.auth import Principal
 from gateway.metrics import MetricsService
+from gateway.models import Alert
 from gateway.registry import Registry
 from gateway.settings import GatewaySettings
 from rva.config import AlertRuleConfig
+from rva.core.events import EventType
 from rva.stores.errors import BadEvent, StoreError
 from rva.stores.records import StoredEvent, decode
 
@@ -271,6 +273,8 @@ class LiveHub:
         for client in list(feed.clients):
             if client.wants(event):
                 self._offer(client, text)
+        if record.event.type is EventType.ALERT:
+            self._alerts(feed, [_edge_alert(record)])
         if feed.evaluator is not None:
             self._alerts(feed, feed.evaluator.on_event(event, time.time()))
 
@@ -288,6 +292,7 @@ class LiveHub:
             asyncio.get_running_loop().run_in_executor(None, self.alert_feed.push, feed.tenant, feed.store, alerts)
 
     def _rules(self, feed: _StoreFeed) -> AlertEvaluator:
+        """The store's rules for this process's own evaluation (``alerts_source: gateway``)."""
         _, doc, _, _ = self.registry.config(feed.tenant, feed.store)
         rules = [AlertRuleConfig.model_validate(r) for r in doc.get("alert_rules", [])]
         caps = {(c["id"], z["name"]): z["capacity"] for c in doc.get("cameras", []) for z in c.get("zones", [])
@@ -300,7 +305,7 @@ class LiveHub:
         while True:
             try:
                 now = time.time()
-                if now - feed.rules_at > 10.0:
+                if self.settings.alerts_source == "gateway" and now - feed.rules_at > 10.0:
                     feed.evaluator = await asyncio.to_thread(self._rules, feed)
                     feed.rules_at = now
                 live = await asyncio.to_thread(self.metrics.live, reader, feed.store)
@@ -333,3 +338,12 @@ class LiveHub:
                 client.closed_reason = "server shutting down"
                 await self._close(client, 1001, "server shutting down")
             await self._stop_feed(feed)
+
+
+def _edge_alert(record: StoredEvent) -> Alert:
+    """An ``alert`` event an edge raised, as the feed's :class:`~gateway.models.Alert`."""
+    e, a = record.event, record.event.attrs
+    target = e.zone or e.queue or (str(e.track_id) if e.track_id is not None else None)
+    return Alert(rule=str(a.get("rule", "")), kind=str(a.get("kind", "")), severity=str(a.get("severity", "warning")),
+                 store=record.store, camera=e.camera, target=target, value=a.get("value"),
+                 threshold=a.get("threshold"), ts=e.ts, message=str(a.get("message", "")))

@@ -57,7 +57,9 @@ def gateway_process(pg_server: LocalServer, redis_server: LocalServer, nats_serv
         port = free_port()
         env = {**os.environ, "RVA_POSTGRES_DSN": dsn, "RVA_REDIS_URL": redis_server.url,
                "RVA_NATS_URL": nats_server.url, "RVA_CLICKHOUSE_URL": f"chdb://{tmp_path_factory.mktemp('chdb')}",
-               "RVA_GATEWAY_JWT_SECRET": JWT_SECRET, "RVA_GATEWAY_WS_LIVE_INTERVAL_S": "0.5"}
+               "RVA_GATEWAY_JWT_SECRET": JWT_SECRET, "RVA_GATEWAY_WS_LIVE_INTERVAL_S": "0.5",
+               # the replayed recording ran without this store's rules: the gateway evaluates them
+               "RVA_GATEWAY_ALERTS_SOURCE": "gateway"}
         log = (tmp_path_factory.mktemp("gw") / "gateway.log").open("w")
         proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve", "--port", str(port)], cwd=REPO, env=env,
                                 stdout=log, stderr=subprocess.STDOUT)

@@ -57,6 +57,7 @@ def live(pg_server: LocalServer, redis_server: LocalServer, nats_server: LocalSe
     with fresh_database(pg_server) as dsn:
         seed_tenants(dsn)
         settings = settings_for(dsn, redis_server.url, nats_server.url, ws_queue_messages=16, ws_send_timeout_s=1.0,
+                                alerts_source="gateway",  # these tests ingest raw events: the rules run here
                                 jwt_secret=JWT_SECRET)
         with serve(create_app(settings)) as url:
             keys = {}
