@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import Env
+from gateway_env import Env
 from test_ingest import json_batch, post
 
 from rva.alerts.notify import dead_letter

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 
 import pytest
-from conftest import CAMERA, Env
+from gateway_env import CAMERA, Env
 
 
 def test_store_lifecycle_and_config_versions(env: Env) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from conftest import JWT_SECRET, REPO, fresh_database, reset_stream, save_artifact, seed_tenants
+from gateway_env import JWT_SECRET, REPO, fresh_database, reset_stream, save_artifact, seed_tenants
 
 from gateway.auth import JwtVerifier
 from gateway.demo import Recording, Replayer, record

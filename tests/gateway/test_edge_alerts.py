@@ -7,8 +7,8 @@ import json
 import time
 from typing import Any
 
-from conftest import fresh_database, seed_tenants, settings_for
 from fastapi.testclient import TestClient
+from gateway_env import fresh_database, seed_tenants, settings_for
 
 from gateway.app import create_app
 from gateway.auth import JwtVerifier

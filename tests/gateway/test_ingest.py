@@ -11,7 +11,7 @@ from typing import Any
 import nats
 import psycopg
 import pytest
-from conftest import Env
+from gateway_env import Env
 
 from rva.core.events import Direction, Event, EventType
 from rva.stores.publish import DEFAULT_STREAM

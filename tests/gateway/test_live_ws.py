@@ -18,7 +18,7 @@ import nats
 import pytest
 import redis
 import websockets
-from conftest import CAMERA, JWT_SECRET, fresh_database, reset_stream, seed_tenants, serve, settings_for
+from gateway_env import CAMERA, JWT_SECRET, fresh_database, reset_stream, seed_tenants, serve, settings_for
 from websockets.exceptions import ConnectionClosed
 
 from gateway.app import create_app

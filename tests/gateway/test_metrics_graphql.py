@@ -9,7 +9,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from conftest import Env, load_stores_scenario
+from gateway_env import Env, load_stores_scenario
 
 from rva.stores.clickhouse import ClickHouseWriter
 from rva.stores.postgres import PostgresWriter

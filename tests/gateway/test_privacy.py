@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 import psycopg
 import pytest
-from conftest import Env, fresh_database, save_artifact, seed_tenants, settings_for
 from fastapi.testclient import TestClient
+from gateway_env import Env, fresh_database, save_artifact, seed_tenants, settings_for
 
 from gateway.app import create_app
 from gateway.privacy import PrivacyFilter

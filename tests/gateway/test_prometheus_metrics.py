@@ -8,8 +8,8 @@ import time
 import urllib.request
 from typing import Any
 
-from conftest import fresh_database, seed_tenants, settings_for
 from fastapi.testclient import TestClient
+from gateway_env import fresh_database, seed_tenants, settings_for
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.app import create_app

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-from conftest import CAMERA, fresh_database, seed_tenants, serve, settings_for
+from gateway_env import CAMERA, fresh_database, seed_tenants, serve, settings_for
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 

@@ -10,8 +10,8 @@ from typing import Any
 import jwt
 import psycopg
 import pytest
-from conftest import CAMERA, JWT_SECRET, Env, settings_for
 from fastapi.testclient import TestClient
+from gateway_env import CAMERA, JWT_SECRET, Env, settings_for
 
 from gateway.app import create_app
 from gateway.ratelimit import RateLimiter

@@ -12,11 +12,11 @@ import time
 from pathlib import Path
 
 import httpx
-from conftest import JWT_SECRET, REPO, fresh_database, seed_tenants
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from gateway_env import JWT_SECRET, REPO, fresh_database, seed_tenants
 
 from gateway.auth import JwtVerifier
 from gateway.settings import GatewaySettings

@@ -3,12 +3,13 @@ configs for vtest.avi, and helpers to read what the stack published."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from service_helpers import ConfigWriter
 
 from rva.config import OnnxDetectorConfig
 from services.common.servers import NatsServer, TritonServer
@@ -40,7 +41,6 @@ def triton_server(triton_repo: Path, tmp_path_factory: pytest.TempPathFactory) -
     server.stop()
 
 
-ConfigWriter = Callable[..., Path]
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import json
 import time
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -17,6 +18,9 @@ from rva.config import TritonDetectorConfig
 from rva.core import Event
 from rva.tracking.v1 import tracking_pb2, tracking_pb2_grpc
 from services.common.metrics import parse_metrics
+
+#: ``write_config(store, cameras=1, triton_url=None, services={...}, realtime=False) -> path`` (conftest's fixture).
+ConfigWriter = Callable[..., Path]
 
 
 def triton_config(url: str) -> TritonDetectorConfig:

@@ -8,10 +8,9 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-from conftest import ConfigWriter
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from service_helpers import metric_sum, read_events, summary, tracking_stats, wait_for
+from service_helpers import ConfigWriter, metric_sum, read_events, summary, tracking_stats, wait_for
 
 from rva.config import load_config
 from rva.core import EventType, Frame

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import tritonclient.grpc as grpcclient
-from conftest import ConfigWriter
-from service_helpers import read_events, summary, wait_for
+from service_helpers import ConfigWriter, read_events, summary, wait_for
 
 from rva.config import load_config
 from rva.core import Event, EventType

@@ -13,9 +13,8 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from conftest import ConfigWriter
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from service_helpers import read_events
+from service_helpers import ConfigWriter, read_events
 
 from rva.config import RVAConfig
 from rva.service_config import TelemetryConfig

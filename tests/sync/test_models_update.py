@@ -36,9 +36,9 @@ MODEL = "rva_detector"
 #: The repository's model as the tests build it: fp32 (no 30 s quantization), 640x480, batch-dynamic.
 DETECTOR = OnnxDetectorConfig(quantized=False)
 
-# The gateway's fixtures and helpers (tests/gateway/conftest.py), loaded under their own name.
+# The gateway's fixtures and helpers (tests/gateway/gateway_env.py), loaded under their own name.
 _spec = importlib.util.spec_from_file_location("rva_gateway_fixtures", Path(__file__).parents[1] / "gateway" /
-                                               "conftest.py")
+                                               "gateway_env.py")
 assert _spec is not None and _spec.loader is not None
 _gateway = sys.modules.setdefault(_spec.name, importlib.util.module_from_spec(_spec))  # dataclasses need it there
 if not hasattr(_gateway, "Env"):
