@@ -128,11 +128,6 @@ STREAMS_BUCKET = "RVA_STREAMS"
 
 async def stream_bucket(js: Any, ttl_s: float = 30 * 86400) -> Any:
     """The ``RVA_STREAMS`` key-value bucket (created when missing; entries live ``ttl_s``)."""
-    from nats.js.api import KeyValueConfig
-    from nats.js.errors import BucketNotFoundError, NotFoundError
+    from rva.bus.kv import key_value
 
-    try:
-        return await js.key_value(STREAMS_BUCKET)
-    except (BucketNotFoundError, NotFoundError):
-        return await js.create_key_value(KeyValueConfig(bucket=STREAMS_BUCKET, history=1, ttl=ttl_s,
-                                                        description="RVA decode sessions: wall time of PTS 0"))
+    return await key_value(js, STREAMS_BUCKET, ttl_s=ttl_s, description="RVA decode sessions: wall time of PTS 0")

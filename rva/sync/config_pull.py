@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 
+from rva.bus.kv import get_entry, key_value, watch_entries
 from rva.config import RVAConfig, parse_config
 from rva.errors import ConfigError
 
@@ -134,14 +135,7 @@ class ConfigPuller:
 
 async def config_bucket(js: Any) -> Any:
     """The ``RVA_CONFIG`` key-value bucket (created with 8 versions of history when missing)."""
-    from nats.js.api import KeyValueConfig
-    from nats.js.errors import BucketNotFoundError, NotFoundError
-
-    try:
-        return await js.key_value(CONFIG_BUCKET)
-    except (BucketNotFoundError, NotFoundError):
-        return await js.create_key_value(KeyValueConfig(bucket=CONFIG_BUCKET, history=8,
-                                                        description="RVA store documents in force, by store"))
+    return await key_value(js, CONFIG_BUCKET, history=8, description="RVA store documents in force, by store")
 
 
 async def put_config(js: Any, store: str, version: str, document: dict[str, Any]) -> int:
@@ -153,14 +147,8 @@ async def put_config(js: Any, store: str, version: str, document: dict[str, Any]
 
 async def current_config(js: Any, store: str) -> tuple[str, dict[str, Any]] | None:
     """The version and document in force for ``store``, or None."""
-    from nats.js.errors import KeyNotFoundError
-
-    kv = await config_bucket(js)
-    try:
-        entry = await kv.get(store)
-    except KeyNotFoundError:
-        return None
-    if not entry.value:
+    entry = await get_entry(await config_bucket(js), store)
+    if entry is None:
         return None
     body = json.loads(entry.value)
     return str(body["version"]), body["document"]
@@ -168,16 +156,9 @@ async def current_config(js: Any, store: str) -> tuple[str, dict[str, Any]] | No
 
 async def watch_config(js: Any, store: str) -> AsyncIterator[tuple[str, dict[str, Any]]]:
     """Yield ``(version, document)`` for the one in force now (if any) and each one put later."""
-    kv = await config_bucket(js)
-    watcher = await kv.watch(store)
-    try:
-        async for entry in watcher:
-            if entry is None or not entry.value:  # the "caught up" marker, or a delete
-                continue
-            try:
-                body = json.loads(entry.value)
-                yield str(body["version"]), body["document"]
-            except (ValueError, KeyError) as err:
-                log.error("RVA_CONFIG/%s revision %s is not a store document: %r", store, entry.revision, err)
-    finally:
-        await watcher.stop()
+    async for entry in watch_entries(await config_bucket(js), store):
+        try:
+            body = json.loads(entry.value)
+            yield str(body["version"]), body["document"]
+        except (ValueError, KeyError) as err:
+            log.error("RVA_CONFIG/%s revision %s is not a store document: %r", store, entry.revision, err)

@@ -46,6 +46,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from rva.assets import sha256_of
+from rva.bus.kv import get_entry, key_value, watch_entries
 from rva.config import OnnxDetectorConfig
 from rva.sync.models import (
     MODEL_FILE,
@@ -115,14 +116,7 @@ def _nats_digest(sha256_hex: str) -> str:
 
 async def model_bucket(js: Any) -> Any:
     """The ``RVA_MODEL`` key-value bucket (created with 8 versions of history when missing)."""
-    from nats.js.api import KeyValueConfig
-    from nats.js.errors import BucketNotFoundError, NotFoundError
-
-    try:
-        return await js.key_value(MODEL_BUCKET)
-    except (BucketNotFoundError, NotFoundError):
-        return await js.create_key_value(KeyValueConfig(bucket=MODEL_BUCKET, history=8,
-                                                        description="RVA detector model in force, by store"))
+    return await key_value(js, MODEL_BUCKET, history=8, description="RVA detector model in force, by store")
 
 
 async def model_objects(js: Any) -> Any:
@@ -142,14 +136,8 @@ async def model_objects(js: Any) -> Any:
 
 async def current_model(js: Any, store: str) -> tuple[ModelManifest, int] | None:
     """The manifest in force for ``store`` and its KV revision, or None."""
-    from nats.js.errors import KeyNotFoundError
-
-    kv = await model_bucket(js)
-    try:
-        entry = await kv.get(store)
-    except KeyNotFoundError:
-        return None
-    if not entry.value:
+    entry = await get_entry(await model_bucket(js), store)
+    if entry is None:
         return None
     return ModelManifest.model_validate_json(entry.value), int(entry.revision)
 
@@ -268,18 +256,11 @@ def announcer(js: Any, store: str, loop: asyncio.AbstractEventLoop, *,
 
 async def watch_models(js: Any, store: str) -> AsyncIterator[ModelManifest]:
     """Yield the manifest in force now (if any) and each one put later."""
-    kv = await model_bucket(js)
-    watcher = await kv.watch(store)
-    try:
-        async for entry in watcher:
-            if entry is None or not entry.value:  # the "caught up" marker, or a delete
-                continue
-            try:
-                yield ModelManifest.model_validate_json(entry.value)
-            except ValidationError as err:
-                log.error("%s/%s revision %s is not a model manifest: %s", MODEL_BUCKET, store, entry.revision, err)
-    finally:
-        await watcher.stop()
+    async for entry in watch_entries(await model_bucket(js), store):
+        try:
+            yield ModelManifest.model_validate_json(entry.value)
+        except ValidationError as err:
+            log.error("%s/%s revision %s is not a model manifest: %s", MODEL_BUCKET, store, entry.revision, err)
 
 
 async def fetch_model(js: Any, store: str, manifest: ModelManifest, dest_dir: Path, *,

@@ -24,6 +24,7 @@ import grpc
 import numpy as np
 from opentelemetry import trace
 
+from rva.bus.kv import key_value
 from rva.config import CameraConfig, RVAConfig
 from rva.core import NO_TRACK, Detections
 from rva.inference.v1 import inference_pb2
@@ -63,14 +64,9 @@ class CameraTracking:
 
 async def next_generation(js: Any, store: str, camera: str) -> int:
     """Take the camera's next tracking generation (0 the first time) from the ``RVA_TRACKING`` bucket."""
-    from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError
+    from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 
-    try:
-        kv = await js.key_value(GENERATION_BUCKET)
-    except BucketNotFoundError:
-        with contextlib.suppress(Exception):  # a replica may have created it meanwhile
-            await js.create_key_value(bucket=GENERATION_BUCKET, history=1, description="tracking generations")
-        kv = await js.key_value(GENERATION_BUCKET)
+    kv = await key_value(js, GENERATION_BUCKET, description="tracking generations")
     key = f"{store}.{camera}"
     for _ in range(20):  # compare-and-set against concurrent starts
         try:
