@@ -46,9 +46,9 @@ W, H = 768, 576
 
 
 class Receiver:
-    """The manager's webhook endpoint: records (arrival wall time, body) of every genuine POST."""
+    """The manager's webhook endpoint: records (arrival wall time, body) of every POST signed with ``secret``."""
 
-    def __init__(self) -> None:
+    def __init__(self, secret: str = SECRET) -> None:
         self.got: list[tuple[float, dict[str, Any]]] = []
         self.forged = 0
         outer = self
@@ -57,7 +57,7 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 arrived = time.time()
-                if verify_signature(SECRET, body, dict(self.headers.items())):
+                if verify_signature(secret, body, dict(self.headers.items())):
                     outer.got.append((arrived, json.loads(body)))
                 else:
                     outer.forged += 1

@@ -130,7 +130,6 @@ class SyncService(Service, sync_pb2_grpc.SyncServiceServicer):
         self._updates: list[asyncio.Queue[sync_pb2.WatchUpdatesResponse]] = []
         self._dropped_seen: dict[tuple[str, str, str], int] = {}
         self._full = False
-        self.collected = 0
         self.models: ModelUpdater | None = None
         self.model_revision = ""
 
@@ -234,7 +233,6 @@ class SyncService(Service, sync_pb2_grpc.SyncServiceServicer):
                 await msg.nak(delay=5.0)  # JetStream keeps it; offered again when the outbox has room
             else:
                 await msg.ack()
-        self.collected += result.added
         if result.refused:
             self.m.refused.inc(result.refused)
         self._full = bool(result.refused or result.dropped)

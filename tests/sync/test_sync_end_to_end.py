@@ -10,11 +10,8 @@ runner on the same frames; the occupancy rule must reach the webhook once, signe
 from __future__ import annotations
 
 import importlib.util
-import json
-import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +21,10 @@ import psycopg
 import pytest
 import yaml
 
-from bench.fault_harness import JWT_SECRET, TENANT, Harness
+from bench.alert_latency import Receiver
+from bench.fault_harness import JWT_SECRET, TENANT, Harness, wait
 from gateway.auth import JwtVerifier
 from gateway.settings import GatewaySettings
-from rva.alerts.sinks import verify_signature
 from rva.config import load_config
 from rva.core import EventType
 from rva.pipeline.runner import StandaloneRunner
@@ -48,32 +45,6 @@ _helpers = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_helpers)
 read_events, summary = _helpers.read_events, _helpers.summary
 SECRET = "end-to-end-webhook-secret-0123456789"
-
-
-class Hook:
-    """A webhook receiver keeping the genuine (signature-checked) alert bodies."""
-
-    def __init__(self) -> None:
-        self.alerts: list[dict[str, Any]] = []
-        self.forged = 0
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                if verify_signature(SECRET, body, dict(self.headers.items())):
-                    outer.alerts.append(json.loads(body))
-                else:
-                    outer.forged += 1
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
 
 
 def _config(path: Path, store: str, vtest: Path, cloud_url: str, ca: Path, hook: str, work: Path) -> Path:
@@ -101,17 +72,8 @@ def _sync_status(addr: str) -> Any:
         return sync_pb2_grpc.SyncServiceStub(ch).GetSyncStatus(sync_pb2.GetSyncStatusRequest(), timeout=5)
 
 
-def _wait(check: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := check():
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_vtest_through_the_edge_stack_reaches_the_cloud_once(pg_server: Any, tmp_path: Path, vtest_path: Path) -> None:
-    hook = Hook()
+    hook = Receiver(SECRET)
     h = Harness(tmp_path, pg_server.url)
     with h.stack("e2e") as (cloud, edge):
         edge.nats.stop()  # the stack brings its own nats-server; the harness's edge is not used here
@@ -120,14 +82,14 @@ def test_vtest_through_the_edge_stack_reaches_the_cloud_once(pg_server: Any, tmp
         with Stack(config, tmp_path / "stack", env={"RVA_SYNC_API_KEY": cloud.key}) as stack:
             assert set(stack.services) == {"decode", "inference", "tracking", "analytics", "alerts", "sync"}
             analytics, sync = stack.services["analytics"].addr, stack.services["sync"].addr
-            _wait(lambda: summary(analytics)["walkway"]["frames"] >= FRAMES, 300, f"{FRAMES} analysed frames")
-            published = _wait(lambda: (evs := read_events(stack.nats_url, cloud.store)) and any(
+            wait(lambda: summary(analytics)["walkway"]["frames"] >= FRAMES, 300, f"{FRAMES} analysed frames")
+            published = wait(lambda: (evs := read_events(stack.nats_url, cloud.store)) and any(
                 e.type is EventType.SOURCE_STATE and e.attrs.get("state") == "ended" for e, _ in evs) and evs,
                 60, "the end of stream")
-            _wait(lambda: hook.alerts, 60, "the alert at the webhook")
+            wait(lambda: hook.got, 60, "the alert at the webhook")
             time.sleep(2.0)  # anything still on its way to JetStream
             published = read_events(stack.nats_url, cloud.store)
-            _wait(lambda: _sync_status(sync).outbox_events == 0, 120, "the outbox to drain")
+            wait(lambda: _sync_status(sync).outbox_events == 0, 120, "the outbox to drain")
             status = _sync_status(sync)
 
         with psycopg.connect(cloud.dsn) as conn:
@@ -157,5 +119,5 @@ def test_vtest_through_the_edge_stack_reaches_the_cloud_once(pg_server: Any, tmp
     assert sum(h["in_count"] for h in hours) == sum(n for (_, d), n in cloud_lines.items() if d == "in")
     assert sum(h["out_count"] for h in hours) == sum(n for (_, d), n in cloud_lines.items() if d == "out")
     # The alert: once (cooldown 1 h), signed, also stored in the cloud as an event.
-    assert [a["rule"] for a in hook.alerts] == ["busy_walkway"] and hook.forged == 0
+    assert [body["rule"] for _, body in hook.got] == ["busy_walkway"] and hook.forged == 0
     assert stored_types["alert"] == 1

@@ -10,7 +10,6 @@ import asyncio
 import functools
 import hashlib
 import threading
-import time
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -22,7 +21,7 @@ import nats
 import onnx
 import pytest
 
-from bench.fault_harness import JWT_SECRET, TENANT, Harness
+from bench.fault_harness import JWT_SECRET, TENANT, Harness, wait
 from gateway.auth import JwtVerifier
 from gateway.settings import GatewaySettings
 from rva.config import OnnxDetectorConfig
@@ -70,15 +69,6 @@ def _in_force(nats_url: str, store: str) -> str | None:
     return asyncio.run(read())
 
 
-def _wait(check: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := check():
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_sync_pulls_the_model_manifest_and_refuses_a_broken_model(
     pg_server: Any, tmp_path: Path, served: tuple[str, Path]
 ) -> None:
@@ -94,12 +84,12 @@ def test_sync_pulls_the_model_manifest_and_refuses_a_broken_model(
         assert r.status_code == 200, r.text
         edge.start_sync()
 
-        _wait(lambda: _in_force(edge.nats.url, edge.store) == "m1", 120, "m1 announced on NATS")
+        wait(lambda: _in_force(edge.nats.url, edge.store) == "m1", 120, "m1 announced on NATS")
         assert _versions(edge.port).model_version == "m1"
 
         r = httpx.put(url, json=_manifest(base, root, "broken.onnx", "m2"),
                       headers=admin, verify=client_context(str(cloud.ca)))
         assert r.status_code == 200, r.text
-        _wait(lambda: "model m2 refused" in edge.sync.log.read_text(), 60, "the sync service to refuse m2")
+        wait(lambda: "model m2 refused" in edge.sync.log.read_text(), 60, "the sync service to refuse m2")
         assert _in_force(edge.nats.url, edge.store) == "m1"  # never announced: inference keeps m1
         assert _versions(edge.port).model_version == "m1"
