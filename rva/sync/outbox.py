@@ -365,6 +365,12 @@ class Outbox:
         """Bytes counted against :attr:`max_bytes`."""
         return self._bytes
 
+    def oldest_ts(self) -> float | None:
+        """Time (``ts``) of the oldest event still waiting, or None when the outbox is empty."""
+        with self._lock:
+            row = self._db.execute("SELECT ts FROM events ORDER BY seq LIMIT 1").fetchone()
+        return float(row[0]) if row else None
+
     def counter(self, name: str) -> int:
         """A persistent counter: ``uploaded``, ``batches_acked``, ``resent``, ``rejected``."""
         with self._lock:

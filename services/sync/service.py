@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -336,6 +337,8 @@ class SyncService(Service, sync_pb2_grpc.SyncServiceServicer):
         while not self._stop.is_set():
             self.m.outbox_events.set(self.outbox.events)
             self.m.outbox_bytes.set(self.outbox.bytes)
+            oldest = await asyncio.to_thread(self.outbox.oldest_ts)
+            self.m.lag.set(0.0 if oldest is None else max(0.0, time.time() - oldest))
             if self.uploader is not None:
                 stats = self.uploader.stats
                 self.m.uploaded.inc(stats.events_acked - acked)

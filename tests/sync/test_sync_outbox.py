@@ -25,6 +25,7 @@ def _events(n: int, start: int = 0, camera: str = "cam1", body_size: int = 100) 
 def test_batches_are_cut_once_and_survive_a_restart(tmp_path: Path) -> None:
     box = Outbox(tmp_path / "o.sqlite3")
     assert box.add(_events(250)).added == 250
+    assert box.oldest_ts() == 1_700_000_000.0
     assert box.add(_events(10)).duplicates == 10  # same event ids: one copy
     first = box.cut_batch(100, "s1")
     assert first is not None and len(first.events) == 100
@@ -45,6 +46,7 @@ def test_batches_are_cut_once_and_survive_a_restart(tmp_path: Path) -> None:
     for b in (second, third):
         box.ack(b.batch_id)
     assert box.events == 0 and box.bytes == 0 and box.counter("uploaded") == 250
+    assert box.oldest_ts() is None
     assert box.cut_batch(100, "s1") is None
 
 
