@@ -17,6 +17,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
+from rva.counters import CounterMirror
+
 log = logging.getLogger(__name__)
 
 
@@ -33,7 +35,7 @@ class StoreMetrics:
                                     ["writer", "reason"], registry=r)
         self.pending = Gauge("rva_store_pending", "Stream messages the writer's durable consumer has not taken.",
                              ["writer"], registry=r)
-        self._seen: dict[tuple[str, ...], float] = {}
+        self._mirror = CounterMirror()
         self._server: Any = None
 
     def serve(self, host: str, port: int) -> int:
@@ -41,22 +43,15 @@ class StoreMetrics:
         self._server, _ = start_http_server(port, addr=host, registry=self.registry)
         return int(self._server.server_port)
 
-    def _add(self, counter: Counter, labels: tuple[str, ...], total: float) -> None:
-        key = (counter._name, *labels)
-        delta = total - self._seen.get(key, 0.0)
-        if delta > 0:
-            counter.labels(*labels).inc(delta)
-            self._seen[key] = total
-
     async def update(self, consumers: Sequence[Any]) -> None:
         """Copy every consumer's counters, and read its pending count from JetStream."""
         for c in consumers:
             writer = c.writer.name
-            self._add(self.written, (writer,), c.stats.written)
-            self._add(self.batches, (writer,), c.stats.batches)
-            self._add(self.retries, (writer,), c.stats.retries)
+            self._mirror.total(self.written, (writer,), c.stats.written)
+            self._mirror.total(self.batches, (writer,), c.stats.batches)
+            self._mirror.total(self.retries, (writer,), c.stats.retries)
             for reason, n in c.stats.dead_letters.items():
-                self._add(self.dead_letters, (writer, str(reason)), n)
+                self._mirror.total(self.dead_letters, (writer, str(reason)), n)
             with contextlib.suppress(Exception):  # NATS away: keep the last value
                 info = await c.js.consumer_info(c.stream, c.durable)
                 self.pending.labels(writer).set(info.num_pending)

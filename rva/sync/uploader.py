@@ -49,15 +49,14 @@ class UplinkStats:
     """What the uploader has seen (the sync service's status and metrics read it)."""
 
     state: str = "online"  # online | backoff | auth_failed
-    batches_sent: int = 0
     batches_acked: int = 0
     events_acked: int = 0
-    duplicate_batches: int = 0
+    events_rejected: int = 0
     failures: int = 0
     last_error: str = ""
     last_upload_unix_s: float = 0.0
     clock_skew_s: float | None = None
-    responses: dict[int, int] = field(default_factory=dict)
+    responses: dict[str, int] = field(default_factory=dict)  # HTTP status, or "error" (no answer) -> sends
 
 
 @dataclass(frozen=True)
@@ -143,7 +142,6 @@ class Uploader:
         self._batch_events = cfg.batch_events
         self._oldest_unbatched: float | None = None
         self._backoff_attempt = 0
-        self.idle = asyncio.Event()
 
     def client(self) -> httpx.AsyncClient:
         """The HTTP client (made on first use, inside the running loop)."""
@@ -167,10 +165,8 @@ class Uploader:
             while not self._stop.is_set():
                 batch = await asyncio.to_thread(self._next_batch)
                 if batch is None:
-                    self.idle.set()
                     await self._wait_for_events()
                     continue
-                self.idle.clear()
                 await self.send(batch)
         finally:
             if self._own_client and self._client is not None:
@@ -208,15 +204,15 @@ class Uploader:
             "Idempotency-Key": batch.batch_id,
         }
         while not self._stop.is_set():
-            self.stats.batches_sent += 1
             faults.next_batch("sync")
             try:
                 response = await self.client().post(INGEST_PATH, content=body, headers=headers)
             except httpx.HTTPError as err:
+                self._answered("error")
                 await self._failed(batch, f"{type(err).__name__}: {err}", None)
                 continue
             code = response.status_code
-            self.stats.responses[code] = self.stats.responses.get(code, 0) + 1
+            self._answered(str(code))
             self._skew(response)
             if code == 200:
                 faults.crash_point("sync", "committed")  # kill tests: the cloud has it, the outbox does not know
@@ -225,6 +221,7 @@ class Uploader:
             if code == 422:
                 bad = _bad_indices(_json(response)) or dict.fromkeys(range(len(batch.events)), response.text[:500])
                 moved = await asyncio.to_thread(self.outbox.reject, batch.batch_id, bad)
+                self.stats.events_rejected += moved
                 log.error("cloud refused %d invalid event(s) of batch %s (kept in the outbox's rejected table): %s",
                           moved, batch.batch_id, next(iter(bad.values()), ""))
                 return False
@@ -235,8 +232,8 @@ class Uploader:
                 return False
             if code in (400, 409, 413, 415):
                 error = f"HTTP {code}: {response.text[:500]}"
-                await asyncio.to_thread(self.outbox.reject, batch.batch_id,
-                                        dict.fromkeys(range(len(batch.events)), error))
+                self.stats.events_rejected += await asyncio.to_thread(
+                    self.outbox.reject, batch.batch_id, dict.fromkeys(range(len(batch.events)), error))
                 log.error("cloud refused batch %s as a whole (%s); its events are kept as rejected",
                           batch.batch_id, error)
                 return False
@@ -248,12 +245,13 @@ class Uploader:
             await self._failed(batch, f"HTTP {code}: {response.text[:200]}", _retry_after(response))
         return False
 
+    def _answered(self, result: str) -> None:
+        self.stats.responses[result] = self.stats.responses.get(result, 0) + 1
+
     async def _acked(self, batch: Batch, response: httpx.Response) -> None:
         body = _json(response) or {}
         duplicate = bool(isinstance(body, dict) and body.get("duplicate_batch"))
         n = await asyncio.to_thread(self.outbox.ack, batch.batch_id, duplicate)
-        if duplicate:
-            self.stats.duplicate_batches += 1
         self.stats.batches_acked += 1
         self.stats.events_acked += n
         self.stats.last_upload_unix_s = self.wall_clock()

@@ -34,6 +34,7 @@ from prometheus_client import Counter, Gauge
 
 from rva.bus.jetstream import EVENTS_STREAM, ensure_stream
 from rva.config import CameraConfig, RVAConfig, TritonDetectorConfig
+from rva.counters import CounterMirror
 from rva.events.v1 import events_pb2
 from rva.sync.config_pull import ConfigPuller, ConfigUpdate, current_config, put_config, version_of
 from rva.sync.model_bus import AnnounceTarget, announcer
@@ -129,7 +130,7 @@ class SyncService(Service, sync_pb2_grpc.SyncServiceServicer):
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._updates: list[asyncio.Queue[sync_pb2.WatchUpdatesResponse]] = []
-        self._dropped_seen: dict[tuple[str, str, str], int] = {}
+        self._mirrored = CounterMirror()  # the uploader's and the outbox's totals, as counters
         self._full = False
         self.models: ModelUpdater | None = None
         self.model_revision = ""
@@ -244,11 +245,8 @@ class SyncService(Service, sync_pb2_grpc.SyncServiceServicer):
 
     def _count_drops(self) -> None:
         for d in self.outbox.drops():
-            key = (d.camera, d.kind, d.reason)
-            new = d.events - self._dropped_seen.get(key, 0)
+            new = self._mirrored.total(self.m.dropped, (d.camera, d.kind, d.reason), d.events)
             if new > 0:
-                self.m.dropped.labels(*key).inc(new)
-                self._dropped_seen[key] = d.events
                 log.warning("outbox full (%d bytes bound, policy %s): dropped %d %s event(s) of camera %s",
                             self.outbox.max_bytes, self.outbox.full_policy, new, d.kind, d.camera)
 
@@ -333,7 +331,6 @@ class SyncService(Service, sync_pb2_grpc.SyncServiceServicer):
                 queue.put_nowait(msg)
 
     async def _gauges(self) -> None:
-        acked = 0
         while not self._stop.is_set():
             self.m.outbox_events.set(self.outbox.events)
             self.m.outbox_bytes.set(self.outbox.bytes)
@@ -341,8 +338,10 @@ class SyncService(Service, sync_pb2_grpc.SyncServiceServicer):
             self.m.lag.set(0.0 if oldest is None else max(0.0, time.time() - oldest))
             if self.uploader is not None:
                 stats = self.uploader.stats
-                self.m.uploaded.inc(stats.events_acked - acked)
-                acked = stats.events_acked
+                self._mirrored.total(self.m.uploaded, (), stats.events_acked)
+                self._mirrored.total(self.m.rejected, (), stats.events_rejected)
+                for result, n in list(stats.responses.items()):
+                    self._mirrored.total(self.m.batches, (result,), n)
                 if stats.clock_skew_s is not None:
                     self.m.skew.set(stats.clock_skew_s)
             self.m.uplink.set(self._uplink())
