@@ -38,3 +38,23 @@ def test_uploads_batches_and_outbox_age(pg_server: Any, tmp_path: Path) -> None:
     assert done[("rva_sync_oldest_event_age_seconds", ())] == 0
     assert done[("rva_sync_batches_total", (("result", "200"),))] >= 3
     assert done[("rva_sync_uplink_state", ())] == 1
+
+
+def test_flush_uploads_a_partial_batch_now(pg_server: Any, tmp_path: Path) -> None:
+    """A partial batch waits ``batch_linger_s`` (here 5 min) unless Flush is called."""
+    import grpc
+
+    from rva.sync.v1 import sync_pb2, sync_pb2_grpc
+
+    h = Harness(tmp_path, pg_server.url)
+    with h.stack("flush", batch_linger_s=300) as (cloud, edge):
+        cloud.start()
+        edge.start_sync()
+        sent = Producer(edge.nats.url, edge.store, 40, 1000).join()
+        wait(lambda: (s := edge.status()) is not None and s.outbox_events == len(sent), 30, "the events in the outbox")
+        time.sleep(1.0)
+        assert edge.status().outbox_events == len(sent)  # still lingering
+        with grpc.insecure_channel(f"127.0.0.1:{edge.port}") as ch:
+            reply = sync_pb2_grpc.SyncServiceStub(ch).Flush(sync_pb2.FlushRequest(), timeout=30)
+        assert (reply.events_uploaded, reply.outbox_events) == (len(sent), 0)
+        assert len(cloud.events()[1] & set(sent)) == len(sent)
